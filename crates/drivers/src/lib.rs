@@ -1,0 +1,27 @@
+//! The hashmesh device SDK: a [`Driver`] trait every device family implements, the families
+//! themselves (one folder each: `mod.rs` driver, `proto.rs` wire format, `parse.rs` raw reply to
+//! snapshot, `control.rs` commands), identification of an unknown device and network scans.
+//!
+//! Usable on its own: open a [`Target`], pick a driver from the [`Registry`], and poll.
+
+pub mod driver;
+pub mod error;
+pub mod registry;
+pub mod target;
+pub mod verify;
+
+pub mod cgminer;
+
+pub use driver::{Ack, Capabilities, Driver};
+pub use error::DriverError;
+pub use registry::Registry;
+pub use target::{Credentials, Target, Timeouts};
+pub use verify::{VerifyPolicy, Verdict};
+
+/// Current wall-clock time in unix milliseconds.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,33 @@
+//! The set of known drivers, looked up by family name.
+
+use crate::driver::Driver;
+use std::sync::Arc;
+
+/// Known drivers by family name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    drivers: Vec<Arc<dyn Driver>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds a driver; a later driver with the same name replaces the earlier one.
+    pub fn register(&mut self, driver: Arc<dyn Driver>) {
+        self.drivers.retain(|d| d.name() != driver.name());
+        self.drivers.push(driver);
+    }
+
+    /// The driver for a family name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Driver>> {
+        self.drivers.iter().find(|d| d.name() == name).cloned()
+    }
+
+    /// Names of every registered driver.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.drivers.iter().map(|d| d.name()).collect()
+    }
+}
