@@ -1,1 +1,48 @@
-fn main() {}
+//! `hashmesh`: the one binary. Subcommands run a simulated fleet, scan networks, read a miner
+//! and measure performance; each lives in its own module under `cmd/`.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+/// hashmesh: a self-hosted operating system for Bitcoin mining operations.
+#[derive(Parser)]
+#[command(name = "hashmesh", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a simulated fleet of miners on loopback addresses.
+    Sim(cmd::sim::SimArgs),
+    /// Find and identify every miner in some address ranges.
+    Scan(cmd::scan::ScanArgs),
+    /// Read or command one miner.
+    Miner(cmd::miner::MinerArgs),
+    /// Measure performance against simulated miners.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HASHMESH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    cmd::raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Commands::Sim(args) => cmd::sim::run(args).await,
+            Commands::Scan(args) => cmd::scan::run(args).await,
+            Commands::Miner(args) => cmd::miner::run(args).await,
+            Commands::Bench(args) => cmd::bench::run(args).await,
+        }
+    })
+}

@@ -11,6 +11,8 @@ pub mod target;
 pub mod verify;
 
 pub mod cgminer;
+pub mod identify;
+pub mod scan;
 
 pub use driver::{Ack, Capabilities, Driver};
 pub use error::DriverError;

