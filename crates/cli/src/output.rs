@@ -11,7 +11,10 @@ impl Table {
     /// A table with these column names; names starting with `>` are right-aligned (numbers).
     pub fn new(columns: &[&str]) -> Self {
         Table {
-            header: columns.iter().map(|c| c.trim_start_matches('>').to_string()).collect(),
+            header: columns
+                .iter()
+                .map(|c| c.trim_start_matches('>').to_string())
+                .collect(),
             rows: Vec::new(),
             right_aligned: columns.iter().map(|c| c.starts_with('>')).collect(),
         }
@@ -73,8 +76,11 @@ mod tests {
         let mut t = Table::new(&["IP", ">TH/s"]);
         t.row(vec!["127.0.0.1".into(), "110.5".into()]);
         t.row(vec!["127.0.0.10".into(), "9.0".into()]);
-        assert_eq!(t.render(), "IP           TH/s\n127.0.0.1   110.5\n127.0.0.10    9.0\n");
+        assert_eq!(
+            t.render(),
+            "IP           TH/s\n127.0.0.1   110.5\n127.0.0.10    9.0\n"
+        );
         assert_eq!(num(None, 1), "-");
-        assert_eq!(num(Some(3.14159), 2), "3.14");
+        assert_eq!(num(Some(1.23456), 2), "1.23");
     }
 }

@@ -32,7 +32,9 @@ impl std::str::FromStr for PowerMode {
             "low" => Ok(PowerMode::Low),
             "normal" => Ok(PowerMode::Normal),
             "high" => Ok(PowerMode::High),
-            other => Err(format!("unknown power mode '{other}' (expected low, normal or high)")),
+            other => Err(format!(
+                "unknown power mode '{other}' (expected low, normal or high)"
+            )),
         }
     }
 }

@@ -9,7 +9,9 @@ pub mod device;
 pub mod snapshot;
 
 pub use command::{Command, CommandOutcome, CommandResult, PoolConfig, PowerMode};
-pub use device::{DeviceId, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, Location, Model, Vendor};
+pub use device::{
+    DeviceId, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, Location, Model, Vendor,
+};
 pub use snapshot::{
     BoardSnapshot, MinerSnapshot, MinerStatus, PoolSnapshot, PoolStatus, PowerSource, VendorError,
 };

@@ -232,7 +232,11 @@ mod tests {
     fn max_chip_temp_over_boards() {
         let mut s = MinerSnapshot::empty(0, MinerStatus::Mining);
         for (i, t) in [Some(70.0), None, Some(81.5)].into_iter().enumerate() {
-            s.boards.push(BoardSnapshot { index: i as u32, chip_temp_c: t, ..Default::default() });
+            s.boards.push(BoardSnapshot {
+                index: i as u32,
+                chip_temp_c: t,
+                ..Default::default()
+            });
         }
         assert_eq!(s.max_chip_temp_c(), Some(81.5));
     }

@@ -70,13 +70,23 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Whether `after` shows that `command` took effect, given the state `before` it was sent.
     /// Families override this where their read-back differs from the generic snapshot check.
-    fn check(&self, command: &Command, before: Option<&MinerSnapshot>, after: &MinerSnapshot) -> Verdict {
+    fn check(
+        &self,
+        command: &Command,
+        before: Option<&MinerSnapshot>,
+        after: &MinerSnapshot,
+    ) -> Verdict {
         verify::check(command, before, after)
     }
 
     /// Sends a command and reads the device's state back until it shows the effect, or the
     /// policy's deadline passes.
-    async fn execute(&self, target: &Target, command: &Command, policy: &VerifyPolicy) -> CommandOutcome {
+    async fn execute(
+        &self,
+        target: &Target,
+        command: &Command,
+        policy: &VerifyPolicy,
+    ) -> CommandOutcome {
         verify::execute(self, target, command, policy).await
     }
 }

@@ -25,22 +25,67 @@ pub struct Marker {
 
 /// RPC markers in the order they must be tested (PROTOCOLS.md §9 stage C).
 pub const RPC_MARKERS: &[Marker] = &[
-    Marker { markers: &["BOSMINER", "BOSER"], family: "braiins" },
-    Marker { markers: &["LUXMINER"], family: "luxos" },
-    Marker { markers: &["VNISH"], family: "vnish" },
-    Marker { markers: &["KAONSU", "MARAFW"], family: "mara" },
-    Marker { markers: &["HIVEON"], family: "hiveon" },
-    Marker { markers: &["RWGLR"], family: "mskminer" },
-    Marker { markers: &["BDMINER"], family: "sealminer" },
-    Marker { markers: &["BTMINER", "BITMICRO"], family: "whatsminer" },
-    Marker { markers: &["AVALON"], family: "avalon" },
-    Marker { markers: &["GCMINER", "FLUXOS"], family: "auradine" },
-    Marker { markers: &["INNOMINER"], family: "innosilicon" },
-    Marker { markers: &["KDAMINER", "INTCHAINS_QOMO"], family: "goldshell" },
-    Marker { markers: &["ANTMINER"], family: "antminer" },
+    Marker {
+        markers: &["BOSMINER", "BOSER"],
+        family: "braiins",
+    },
+    Marker {
+        markers: &["LUXMINER"],
+        family: "luxos",
+    },
+    Marker {
+        markers: &["VNISH"],
+        family: "vnish",
+    },
+    Marker {
+        markers: &["KAONSU", "MARAFW"],
+        family: "mara",
+    },
+    Marker {
+        markers: &["HIVEON"],
+        family: "hiveon",
+    },
+    Marker {
+        markers: &["RWGLR"],
+        family: "mskminer",
+    },
+    Marker {
+        markers: &["BDMINER"],
+        family: "sealminer",
+    },
+    Marker {
+        markers: &["BTMINER", "BITMICRO"],
+        family: "whatsminer",
+    },
+    Marker {
+        markers: &["AVALON"],
+        family: "avalon",
+    },
+    Marker {
+        markers: &["GCMINER", "FLUXOS"],
+        family: "auradine",
+    },
+    Marker {
+        markers: &["INNOMINER"],
+        family: "innosilicon",
+    },
+    Marker {
+        markers: &["KDAMINER", "INTCHAINS_QOMO"],
+        family: "goldshell",
+    },
+    Marker {
+        markers: &["ANTMINER"],
+        family: "antminer",
+    },
     // Plain miner software last: any real fork also reports its cgminer base.
-    Marker { markers: &["BFGMINER"], family: "cgminer" },
-    Marker { markers: &["CGMINER"], family: "cgminer" },
+    Marker {
+        markers: &["BFGMINER"],
+        family: "cgminer",
+    },
+    Marker {
+        markers: &["CGMINER"],
+        family: "cgminer",
+    },
 ];
 
 /// Matches the upper-cased `version` and `devdetails` replies against [`RPC_MARKERS`].
@@ -124,8 +169,18 @@ pub enum PortState {
 
 /// Identifies the device whose RPC port is known to be open, using `registry`'s drivers for the
 /// details stage.
-pub async fn identify_open(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: &IdentifyLimits) -> Identification {
-    match timeout(limits.per_host, identify_inner(registry, ip, rpc_port, limits)).await {
+pub async fn identify_open(
+    registry: &Registry,
+    ip: IpAddr,
+    rpc_port: u16,
+    limits: &IdentifyLimits,
+) -> Identification {
+    match timeout(
+        limits.per_host,
+        identify_inner(registry, ip, rpc_port, limits),
+    )
+    .await
+    {
         Ok(found) => found,
         Err(_) => Identification::Unknown {
             family: None,
@@ -134,8 +189,17 @@ pub async fn identify_open(registry: &Registry, ip: IpAddr, rpc_port: u16, limit
     }
 }
 
-async fn identify_inner(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: &IdentifyLimits) -> Identification {
-    let timeouts = Timeouts { connect: limits.request, total: limits.request, max_reply_bytes: 1024 * 1024 };
+async fn identify_inner(
+    registry: &Registry,
+    ip: IpAddr,
+    rpc_port: u16,
+    limits: &IdentifyLimits,
+) -> Identification {
+    let timeouts = Timeouts {
+        connect: limits.request,
+        total: limits.request,
+        max_reply_bytes: 1024 * 1024,
+    };
     let addr = SocketAddr::new(ip, rpc_port);
     let version_req = proto::json_request("version", None);
     let devdetails_req = proto::json_request("devdetails", None);
@@ -146,16 +210,28 @@ async fn identify_inner(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: 
     let version = match version {
         Ok(v) => v,
         Err(e) => {
-            return Identification::Unknown { family: None, reason: format!("version request failed: {e}") };
+            return Identification::Unknown {
+                family: None,
+                reason: format!("version request failed: {e}"),
+            };
         }
     };
     if version.starts_with(b"HTTP/") {
-        return Identification::Unknown { family: Some("epic"), reason: "HTTP server on the RPC port".into() };
+        return Identification::Unknown {
+            family: Some("epic"),
+            reason: "HTTP server on the RPC port".into(),
+        };
     }
     let version_text = String::from_utf8_lossy(&version);
-    let devdetails_text = devdetails.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let devdetails_text = devdetails
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let Some(family) = classify_rpc(&version_text, &devdetails_text) else {
-        return Identification::Unknown { family: None, reason: format!("no known marker in: {}", excerpt(&version_text)) };
+        return Identification::Unknown {
+            family: None,
+            reason: format!("no known marker in: {}", excerpt(&version_text)),
+        };
     };
     let Some(driver) = registry.get(family) else {
         return Identification::Unknown {
@@ -167,14 +243,30 @@ async fn identify_inner(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: 
     target.rpc_port = rpc_port;
     target.timeouts = timeouts;
     match driver.identify(&target).await {
-        Ok(identity) => Identification::Identified { family: driver.name(), identity },
-        Err(e) => Identification::Unknown { family: Some(family), reason: format!("{family} details failed: {e}") },
+        Ok(identity) => Identification::Identified {
+            family: driver.name(),
+            identity,
+        },
+        Err(e) => Identification::Unknown {
+            family: Some(family),
+            reason: format!("{family} details failed: {e}"),
+        },
     }
 }
 
 /// Identifies a single address end to end: probe, fingerprint, details.
-pub async fn identify(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: &IdentifyLimits) -> Result<(&'static str, DeviceIdentity), DriverError> {
-    match probe_port(SocketAddr::new(ip, rpc_port), limits.probe_connect.max(Duration::from_secs(1))).await {
+pub async fn identify(
+    registry: &Registry,
+    ip: IpAddr,
+    rpc_port: u16,
+    limits: &IdentifyLimits,
+) -> Result<(&'static str, DeviceIdentity), DriverError> {
+    match probe_port(
+        SocketAddr::new(ip, rpc_port),
+        limits.probe_connect.max(Duration::from_secs(1)),
+    )
+    .await
+    {
         PortState::Open => {}
         PortState::Closed => {
             return Err(DriverError::Connect(std::io::Error::new(
@@ -193,7 +285,11 @@ pub async fn identify(registry: &Registry, ip: IpAddr, rpc_port: u16, limits: &I
 
 fn excerpt(s: &str) -> String {
     let cut: String = s.chars().take(120).collect();
-    if cut.len() < s.len() { format!("{cut}…") } else { cut }
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
 }
 
 #[cfg(test)]
@@ -203,15 +299,47 @@ mod tests {
     #[test]
     fn third_party_firmware_beats_stock() {
         let cases: &[(&str, &str, Option<&str>)] = &[
-            (r#"{"VERSION":[{"BMMiner":"1.0.0","Type":"Antminer S19 Pro"}]}"#, "", Some("antminer")),
-            (r#"{"VERSION":[{"CGMiner":"4.11.1","PROD":"AvalonMiner 1346"}]}"#, "", Some("avalon")),
-            (r#"{"STATUS":[{"Description":"BOSer boser-buildroot 0.1.0"}]}"#, r#"{"Model":"Bitmain Antminer S19"}"#, Some("braiins")),
-            (r#"{"VERSION":[{"LUXminer":"2025.4.8","Type":"Antminer S19 XP"}]}"#, "", Some("luxos")),
-            (r#"{"VERSION":[{"Type":"Antminer S19 XP (Vnish 1.2.0)"}]}"#, "", Some("vnish")),
-            (r#"{"STATUS":[{"Description":"btminer"}]}"#, "", Some("whatsminer")),
-            (r#"{"STATUS":[{"Description":"bfgminer 5.5.0"}],"VERSION":[{"BFGMiner":"5.5.0"}]}"#, "", Some("cgminer")),
+            (
+                r#"{"VERSION":[{"BMMiner":"1.0.0","Type":"Antminer S19 Pro"}]}"#,
+                "",
+                Some("antminer"),
+            ),
+            (
+                r#"{"VERSION":[{"CGMiner":"4.11.1","PROD":"AvalonMiner 1346"}]}"#,
+                "",
+                Some("avalon"),
+            ),
+            (
+                r#"{"STATUS":[{"Description":"BOSer boser-buildroot 0.1.0"}]}"#,
+                r#"{"Model":"Bitmain Antminer S19"}"#,
+                Some("braiins"),
+            ),
+            (
+                r#"{"VERSION":[{"LUXminer":"2025.4.8","Type":"Antminer S19 XP"}]}"#,
+                "",
+                Some("luxos"),
+            ),
+            (
+                r#"{"VERSION":[{"Type":"Antminer S19 XP (Vnish 1.2.0)"}]}"#,
+                "",
+                Some("vnish"),
+            ),
+            (
+                r#"{"STATUS":[{"Description":"btminer"}]}"#,
+                "",
+                Some("whatsminer"),
+            ),
+            (
+                r#"{"STATUS":[{"Description":"bfgminer 5.5.0"}],"VERSION":[{"BFGMiner":"5.5.0"}]}"#,
+                "",
+                Some("cgminer"),
+            ),
             (r#"{"VERSION":[{"CGMiner":"4.12.0"}]}"#, "", Some("cgminer")),
-            (r#"{"VERSION":[{"Foo":"1"}]}"#, r#"{"Model":"Antminer S19"}"#, None),
+            (
+                r#"{"VERSION":[{"Foo":"1"}]}"#,
+                r#"{"Model":"Antminer S19"}"#,
+                None,
+            ),
             ("", "", None),
         ];
         for (version, devdetails, want) in cases {

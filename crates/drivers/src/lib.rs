@@ -10,15 +10,19 @@ pub mod registry;
 pub mod target;
 pub mod verify;
 
+pub mod antminer;
+pub mod avalon;
+pub mod braiins;
 pub mod cgminer;
 pub mod identify;
+pub mod luxos;
 pub mod scan;
 
 pub use driver::{Ack, Capabilities, Driver};
 pub use error::DriverError;
 pub use registry::Registry;
 pub use target::{Credentials, Target, Timeouts};
-pub use verify::{VerifyPolicy, Verdict};
+pub use verify::{Verdict, VerifyPolicy};
 
 /// Current wall-clock time in unix milliseconds.
 pub fn now_unix_ms() -> i64 {

@@ -12,7 +12,12 @@ pub struct Registry {
 impl Registry {
     /// Every driver hashmesh ships, ready for identification and polling.
     pub fn with_defaults() -> Self {
-        let r = Registry::new();
+        let mut r = Registry::new();
+        r.register(Arc::new(crate::cgminer::CgminerDriver::default()));
+        r.register(Arc::new(crate::antminer::AntminerDriver::default()));
+        r.register(Arc::new(crate::avalon::AvalonDriver::default()));
+        r.register(Arc::new(crate::braiins::BraiinsDriver::default()));
+        r.register(Arc::new(crate::luxos::LuxosDriver::default()));
         r
     }
 

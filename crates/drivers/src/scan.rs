@@ -99,7 +99,11 @@ pub fn count_hosts(ranges: &[IpNet]) -> u64 {
             }
             IpNet::V6(n) => {
                 let bits = 128 - u32::from(n.prefix_len());
-                if bits >= 63 { u64::MAX / 2 } else { 1u64 << bits }
+                if bits >= 63 {
+                    u64::MAX / 2
+                } else {
+                    1u64 << bits
+                }
             }
         })
         .fold(0u64, u64::saturating_add)
@@ -116,7 +120,9 @@ pub fn scan(
     let (hits_tx, hits_rx) = mpsc::channel(1024);
     let (open_tx, open_rx) = mpsc::channel::<IpAddr>(options.identify_concurrency * 4);
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<IpAddr>();
-    let hosts = Arc::new(std::sync::Mutex::new(ranges.into_iter().flat_map(|r| r.hosts())));
+    let hosts = Arc::new(std::sync::Mutex::new(
+        ranges.into_iter().flat_map(|r| r.hosts()),
+    ));
     let options = Arc::new(options);
 
     // Stage A: probe workers pull addresses from the shared iterator.
@@ -161,15 +167,21 @@ pub fn scan(
             while let Some(ip) = retry_rx.recv().await {
                 silent.push(ip);
             }
-            let sem = Arc::new(tokio::sync::Semaphore::new(options.probe_concurrency.max(1)));
+            let sem = Arc::new(tokio::sync::Semaphore::new(
+                options.probe_concurrency.max(1),
+            ));
             let mut tasks = Vec::with_capacity(silent.len());
             for ip in silent {
-                let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                let Ok(permit) = sem.clone().acquire_owned().await else {
+                    break;
+                };
                 let open_tx = open_tx.clone();
                 let port = options.rpc_port;
                 let deadline = options.retry_connect;
                 tasks.push(tokio::spawn(async move {
-                    if identify::probe_port(SocketAddr::new(ip, port), deadline).await == PortState::Open {
+                    if identify::probe_port(SocketAddr::new(ip, port), deadline).await
+                        == PortState::Open
+                    {
                         let _ = open_tx.send(ip).await;
                     }
                     drop(permit);
@@ -218,16 +230,29 @@ async fn identify_host(registry: &Registry, ip: IpAddr, options: &ScanOptions) -
                     target.rpc_port = options.rpc_port;
                     target.timeouts.connect = options.limits.request;
                     target.timeouts.total = options.limits.request;
-                    Some(driver.poll(&target).await.map(Box::new).map_err(|e| e.to_string()))
+                    Some(
+                        driver
+                            .poll(&target)
+                            .await
+                            .map(Box::new)
+                            .map_err(|e| e.to_string()),
+                    )
                 };
                 poll.await
             } else {
                 None
             };
-            Found::Device { family, identity: Box::new(identity), snapshot }
+            Found::Device {
+                family,
+                identity: Box::new(identity),
+                snapshot,
+            }
         }
         Identification::Unknown { family, reason } => Found::Unknown { family, reason },
-        Identification::Unresponsive => Found::Unknown { family: None, reason: "no answer".into() },
+        Identification::Unresponsive => Found::Unknown {
+            family: None,
+            reason: "no answer".into(),
+        },
     }
 }
 
@@ -237,7 +262,10 @@ mod tests {
 
     #[test]
     fn counts_hosts() {
-        let r: Vec<IpNet> = vec!["127.20.0.0/16".parse().unwrap(), "127.0.0.5/32".parse().unwrap()];
+        let r: Vec<IpNet> = vec![
+            "127.20.0.0/16".parse().unwrap(),
+            "127.0.0.5/32".parse().unwrap(),
+        ];
         assert_eq!(count_hosts(&r), 65534 + 1);
     }
 }

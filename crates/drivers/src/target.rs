@@ -57,7 +57,13 @@ pub struct Target {
 impl Target {
     /// A target at the real-device default ports.
     pub fn new(ip: IpAddr) -> Self {
-        Target { ip, rpc_port: 4028, web_port: 80, credentials: None, timeouts: Timeouts::default() }
+        Target {
+            ip,
+            rpc_port: 4028,
+            web_port: 80,
+            credentials: None,
+            timeouts: Timeouts::default(),
+        }
     }
 
     /// The RPC socket address.

@@ -48,15 +48,24 @@ pub fn check(command: &Command, before: Option<&MinerSnapshot>, after: &MinerSna
                 return Verdict::CannotTell("device does not report uptime".into());
             };
             match before.and_then(|b| b.uptime_s) {
-                Some(was) if now < was => Verdict::Confirmed(format!("uptime reset from {was} s to {now} s")),
+                Some(was) if now < was => {
+                    Verdict::Confirmed(format!("uptime reset from {was} s to {now} s"))
+                }
                 Some(was) => Verdict::Pending(format!("uptime still {now} s (was {was} s)")),
                 None if now < 120 => Verdict::Confirmed(format!("uptime {now} s")),
                 None => Verdict::Pending(format!("uptime {now} s")),
             }
         }
         Command::SetPools { pools } => {
-            let want: Vec<(&str, &str)> = pools.iter().map(|p| (p.url.as_str(), p.user.as_str())).collect();
-            let have: Vec<(&str, &str)> = after.pools.iter().map(|p| (p.url.as_str(), p.user.as_str())).collect();
+            let want: Vec<(&str, &str)> = pools
+                .iter()
+                .map(|p| (p.url.as_str(), p.user.as_str()))
+                .collect();
+            let have: Vec<(&str, &str)> = after
+                .pools
+                .iter()
+                .map(|p| (p.url.as_str(), p.user.as_str()))
+                .collect();
             if have.len() >= want.len() && have[..want.len()] == want[..] {
                 Verdict::Confirmed(format!("pools now {}", list_urls(after)))
             } else {
@@ -69,7 +78,9 @@ pub fn check(command: &Command, before: Option<&MinerSnapshot>, after: &MinerSna
             None => Verdict::CannotTell("device does not report its power mode".into()),
         },
         Command::SetPowerTarget { power_w } => match after.power_target_w {
-            Some(t) if (t - f64::from(*power_w)).abs() <= 1.0 => Verdict::Confirmed(format!("power target {t} W")),
+            Some(t) if (t - f64::from(*power_w)).abs() <= 1.0 => {
+                Verdict::Confirmed(format!("power target {t} W"))
+            }
             Some(t) => Verdict::Pending(format!("power target still {t} W")),
             None => Verdict::CannotTell("device does not report its power target".into()),
         },
@@ -78,11 +89,15 @@ pub fn check(command: &Command, before: Option<&MinerSnapshot>, after: &MinerSna
             s => Verdict::Pending(format!("status still {}", s.as_str())),
         },
         Command::Wake => match after.status {
-            MinerStatus::Mining | MinerStatus::Degraded => Verdict::Confirmed(format!("status {}", after.status.as_str())),
+            MinerStatus::Mining | MinerStatus::Degraded => {
+                Verdict::Confirmed(format!("status {}", after.status.as_str()))
+            }
             s => Verdict::Pending(format!("status still {}", s.as_str())),
         },
         Command::LocateLed { on } => match after.locate_led_on {
-            Some(v) if v == *on => Verdict::Confirmed(format!("LED {}", if v { "on" } else { "off" })),
+            Some(v) if v == *on => {
+                Verdict::Confirmed(format!("LED {}", if v { "on" } else { "off" }))
+            }
             Some(v) => Verdict::Pending(format!("LED still {}", if v { "on" } else { "off" })),
             None => Verdict::CannotTell("device does not report its LED state".into()),
         },
@@ -121,10 +136,21 @@ pub async fn execute<D: Driver + ?Sized>(
     let before = driver.poll(target).await.ok();
     let ack = match driver.send(target, command).await {
         Ok(ack) => ack,
-        Err(e) => return outcome(CommandResult::Failed, false, format!("{} refused: {e}", command.name())),
+        Err(e) => {
+            return outcome(
+                CommandResult::Failed,
+                false,
+                format!("{} refused: {e}", command.name()),
+            );
+        }
     };
     let restarts = matches!(command, Command::Reboot | Command::RestartMining);
-    let deadline = started + if restarts { policy.restart_timeout } else { policy.timeout };
+    let deadline = started
+        + if restarts {
+            policy.restart_timeout
+        } else {
+            policy.timeout
+        };
     let mut last = format!("device said: {}", ack.message);
     loop {
         tokio::time::sleep(policy.interval).await;
@@ -132,7 +158,11 @@ pub async fn execute<D: Driver + ?Sized>(
             Ok(after) => match driver.check(command, before.as_ref(), &after) {
                 Verdict::Confirmed(why) => return outcome(CommandResult::Confirmed, true, why),
                 Verdict::CannotTell(why) => {
-                    return outcome(CommandResult::Unverified, true, format!("{}; {why}", ack.message));
+                    return outcome(
+                        CommandResult::Unverified,
+                        true,
+                        format!("{}; {why}", ack.message),
+                    );
                 }
                 Verdict::Pending(why) => last = why,
             },
@@ -142,7 +172,11 @@ pub async fn execute<D: Driver + ?Sized>(
             return outcome(
                 CommandResult::Failed,
                 true,
-                format!("accepted ({}) but not confirmed within {:?}: {last}", ack.message, deadline - started),
+                format!(
+                    "accepted ({}) but not confirmed within {:?}: {last}",
+                    ack.message,
+                    deadline - started
+                ),
             );
         }
     }
@@ -163,17 +197,30 @@ mod tests {
         before.uptime_s = Some(5000);
         let mut after = snap();
         after.uptime_s = Some(6000);
-        assert!(matches!(check(&Command::Reboot, Some(&before), &after), Verdict::Pending(_)));
+        assert!(matches!(
+            check(&Command::Reboot, Some(&before), &after),
+            Verdict::Pending(_)
+        ));
         after.uptime_s = Some(12);
-        assert!(matches!(check(&Command::Reboot, Some(&before), &after), Verdict::Confirmed(_)));
+        assert!(matches!(
+            check(&Command::Reboot, Some(&before), &after),
+            Verdict::Confirmed(_)
+        ));
         after.uptime_s = None;
-        assert!(matches!(check(&Command::Reboot, Some(&before), &after), Verdict::CannotTell(_)));
+        assert!(matches!(
+            check(&Command::Reboot, Some(&before), &after),
+            Verdict::CannotTell(_)
+        ));
     }
 
     #[test]
     fn pools_compare_in_order() {
         let cmd = Command::SetPools {
-            pools: vec![PoolConfig { url: "stratum+tcp://a:1".into(), user: "w".into(), password: "x".into() }],
+            pools: vec![PoolConfig {
+                url: "stratum+tcp://a:1".into(),
+                user: "w".into(),
+                password: "x".into(),
+            }],
         };
         let mut after = snap();
         after.pools.push(PoolSnapshot {
@@ -194,14 +241,22 @@ mod tests {
     #[test]
     fn mode_and_led() {
         let mut after = snap();
-        let cmd = Command::SetPowerMode { mode: PowerMode::Low };
+        let cmd = Command::SetPowerMode {
+            mode: PowerMode::Low,
+        };
         assert!(matches!(check(&cmd, None, &after), Verdict::CannotTell(_)));
         after.power_mode = Some(PowerMode::Normal);
         assert!(matches!(check(&cmd, None, &after), Verdict::Pending(_)));
         after.power_mode = Some(PowerMode::Low);
         assert!(matches!(check(&cmd, None, &after), Verdict::Confirmed(_)));
         after.locate_led_on = Some(true);
-        assert!(matches!(check(&Command::LocateLed { on: true }, None, &after), Verdict::Confirmed(_)));
-        assert!(matches!(check(&Command::LocateLed { on: false }, None, &after), Verdict::Pending(_)));
+        assert!(matches!(
+            check(&Command::LocateLed { on: true }, None, &after),
+            Verdict::Confirmed(_)
+        ));
+        assert!(matches!(
+            check(&Command::LocateLed { on: false }, None, &after),
+            Verdict::Pending(_)
+        ));
     }
 }

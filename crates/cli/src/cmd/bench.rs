@@ -70,7 +70,9 @@ struct ScanBench {
     json: bool,
 }
 
-const FAMILIES: &[&str] = &["cgminer", "bfgminer", "antminer", "avalon", "braiins", "luxos"];
+const FAMILIES: &[&str] = &[
+    "cgminer", "bfgminer", "antminer", "avalon", "braiins", "luxos",
+];
 
 /// Runs a benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -114,8 +116,12 @@ async fn start_sim(devices: usize, base: IpAddr, mix: &str) -> anyhow::Result<Si
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("sim")
-        .args(["--devices", &devices.to_string(), "--base", &base.to_string()])
-        .args(["--faults", "none"])
+        .args([
+            "--devices",
+            &devices.to_string(),
+            "--base",
+            &base.to_string(),
+        ])
         .arg("--manifest")
         .arg(&manifest_path)
         .stdin(Stdio::piped())
@@ -142,7 +148,8 @@ async fn start_sim(devices: usize, base: IpAddr, mix: &str) -> anyhow::Result<Si
         Ok(Err(e)) => bail!("reading hashmesh sim output: {e}"),
         Err(_) => bail!("hashmesh sim was not ready within 10 minutes"),
     }
-    let text = std::fs::read_to_string(&manifest_path).context("reading the simulator's manifest")?;
+    let text =
+        std::fs::read_to_string(&manifest_path).context("reading the simulator's manifest")?;
     let manifest: Vec<ManifestEntry> = match serde_json::from_str(&text) {
         Ok(list) => list,
         Err(_) => text
@@ -152,7 +159,11 @@ async fn start_sim(devices: usize, base: IpAddr, mix: &str) -> anyhow::Result<Si
             .collect::<Result<_, _>>()
             .context("parsing the simulator's manifest")?,
     };
-    Ok(SimChild { child, manifest, _dir: dir })
+    Ok(SimChild {
+        child,
+        manifest,
+        _dir: dir,
+    })
 }
 
 /// Driver name for a simulator family name.
@@ -181,9 +192,21 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
         vec![args.family.clone()]
     };
     let registry = Registry::with_defaults();
-    let mut table = Table::new(&["FAMILY", ">DEVICES", ">POLLS/S", ">CPU µs/POLL", ">P50 ms", ">P99 ms", ">ERRORS"]);
+    let mut table = Table::new(&[
+        "FAMILY",
+        ">DEVICES",
+        ">POLLS/S",
+        ">CPU µs/POLL",
+        ">P50 ms",
+        ">P99 ms",
+        ">ERRORS",
+    ]);
     for family in families {
-        let mix = if family == "mix" { "mix".to_string() } else { format!("{family}=100") };
+        let mix = if family == "mix" {
+            "mix".to_string()
+        } else {
+            format!("{family}=100")
+        };
         let mut sim = start_sim(args.devices, args.base, &mix).await?;
         let mut targets: Vec<(Target, Arc<dyn Driver>)> = Vec::with_capacity(sim.manifest.len());
         for entry in &sim.manifest {
@@ -198,10 +221,20 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             bail!("the simulator started no devices");
         }
         let targets = Arc::new(targets);
-        run_polls(&targets, args.concurrency, Duration::from_secs(args.warmup_seconds)).await;
+        run_polls(
+            &targets,
+            args.concurrency,
+            Duration::from_secs(args.warmup_seconds),
+        )
+        .await;
         let cpu_before = cpu_time();
         let started = Instant::now();
-        let (mut latencies_us, errors) = run_polls(&targets, args.concurrency, Duration::from_secs(args.seconds)).await;
+        let (mut latencies_us, errors) = run_polls(
+            &targets,
+            args.concurrency,
+            Duration::from_secs(args.seconds),
+        )
+        .await;
         let wall = started.elapsed();
         let cpu = cpu_time().saturating_sub(cpu_before);
         let _ = sim.child.kill().await;
@@ -215,7 +248,11 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             latencies_us[i.min(latencies_us.len() - 1)] as f64 / 1000.0
         };
         let polls_per_s = polls as f64 / wall.as_secs_f64();
-        let cpu_us_per_poll = if polls > 0 { cpu.as_secs_f64() * 1e6 / polls as f64 } else { f64::NAN };
+        let cpu_us_per_poll = if polls > 0 {
+            cpu.as_secs_f64() * 1e6 / polls as f64
+        } else {
+            f64::NAN
+        };
         let (p50, p99) = (pct(0.50), pct(0.99));
         if args.json {
             println!(
@@ -253,7 +290,11 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
 
 /// Polls the targets round-robin with `concurrency` polls in flight for `duration`; returns the
 /// latencies of successful polls in µs and the number of failed polls.
-async fn run_polls(targets: &Arc<Vec<(Target, Arc<dyn Driver>)>>, concurrency: usize, duration: Duration) -> (Vec<u32>, usize) {
+async fn run_polls(
+    targets: &Arc<Vec<(Target, Arc<dyn Driver>)>>,
+    concurrency: usize,
+    duration: Duration,
+) -> (Vec<u32>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -269,7 +310,9 @@ async fn run_polls(targets: &Arc<Vec<(Target, Arc<dyn Driver>)>>, concurrency: u
                 let (target, driver) = &targets[i];
                 let t0 = Instant::now();
                 match driver.poll(target).await {
-                    Ok(_) => latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
+                    Ok(_) => {
+                        latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
+                    }
                     Err(_) => errors += 1,
                 }
             }
@@ -290,7 +333,11 @@ async fn run_polls(targets: &Arc<Vec<(Target, Arc<dyn Driver>)>>, concurrency: u
 }
 
 async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
-    let base = args.range.hosts().next().context("the range has no host addresses")?;
+    let base = args
+        .range
+        .hosts()
+        .next()
+        .context("the range has no host addresses")?;
     if scan::count_hosts(std::slice::from_ref(&args.range)) < args.devices as u64 {
         bail!("{} devices do not fit in {}", args.devices, args.range);
     }
@@ -299,7 +346,12 @@ async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
     let progress = Arc::new(ScanProgress::default());
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let mut hits = scan::scan(Registry::with_defaults(), vec![args.range], ScanOptions::default(), progress.clone());
+    let mut hits = scan::scan(
+        Registry::with_defaults(),
+        vec![args.range],
+        ScanOptions::default(),
+        progress.clone(),
+    );
     let mut identified = 0usize;
     let mut answered = 0usize;
     while let Some(hit) = hits.recv().await {

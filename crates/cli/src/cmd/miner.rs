@@ -89,7 +89,11 @@ fn parse_pool(s: &str) -> Result<PoolConfig, String> {
     if url.is_empty() || user.is_empty() {
         return Err(format!("'{s}' should be URL,USER[,PASSWORD]"));
     }
-    Ok(PoolConfig { url: url.into(), user: user.into(), password: password.into() })
+    Ok(PoolConfig {
+        url: url.into(),
+        user: user.into(),
+        password: password.into(),
+    })
 }
 
 /// Runs the miner subcommand.
@@ -98,8 +102,13 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
     match args.action {
         MinerAction::Get { ip, port, json } => {
             let (family, identity, target) = locate(&registry, ip, port).await?;
-            let driver = registry.get(family).context("driver vanished from the registry")?;
-            let snapshot = driver.poll(&target).await.with_context(|| format!("polling {ip}:{port} ({family})"))?;
+            let driver = registry
+                .get(family)
+                .context("driver vanished from the registry")?;
+            let snapshot = driver
+                .poll(&target)
+                .await
+                .with_context(|| format!("polling {ip}:{port} ({family})"))?;
             if json {
                 let out = json!({ "ip": ip.to_string(), "family": family, "identity": identity, "snapshot": snapshot });
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -108,7 +117,13 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        MinerAction::Do { ip, port, json, verify_timeout_s, command } => {
+        MinerAction::Do {
+            ip,
+            port,
+            json,
+            verify_timeout_s,
+            command,
+        } => {
             let command = match command {
                 CommandArg::Reboot => Command::Reboot,
                 CommandArg::RestartMining => Command::RestartMining,
@@ -120,7 +135,9 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
                 CommandArg::Pools { pools } => Command::SetPools { pools },
             };
             let (family, _identity, target) = locate(&registry, ip, port).await?;
-            let driver = registry.get(family).context("driver vanished from the registry")?;
+            let driver = registry
+                .get(family)
+                .context("driver vanished from the registry")?;
             let policy = VerifyPolicy {
                 timeout: Duration::from_secs(verify_timeout_s.max(1)),
                 interval: Duration::from_secs(2),
@@ -140,13 +157,19 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
             }
             match outcome.result {
                 CommandResult::Confirmed | CommandResult::Unverified => Ok(()),
-                CommandResult::Failed | CommandResult::Unsupported => bail!("{} was not carried out", command.name()),
+                CommandResult::Failed | CommandResult::Unsupported => {
+                    bail!("{} was not carried out", command.name())
+                }
             }
         }
     }
 }
 
-async fn locate(registry: &Registry, ip: IpAddr, port: u16) -> anyhow::Result<(&'static str, DeviceIdentity, Target)> {
+async fn locate(
+    registry: &Registry,
+    ip: IpAddr,
+    port: u16,
+) -> anyhow::Result<(&'static str, DeviceIdentity, Target)> {
     let (family, identity) = identify::identify(registry, ip, port, &IdentifyLimits::default())
         .await
         .with_context(|| format!("identifying {ip}:{port}"))?;
@@ -158,7 +181,10 @@ async fn locate(registry: &Registry, ip: IpAddr, port: u16) -> anyhow::Result<(&
 /// Human-readable rendering of one snapshot.
 pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{ip}  {} {}  firmware {}  (driver {family})\n", id.vendor, id.model, id.firmware));
+    out.push_str(&format!(
+        "{ip}  {} {}  firmware {}  (driver {family})\n",
+        id.vendor, id.model, id.firmware
+    ));
     if let Some(mac) = &id.mac {
         out.push_str(&format!("mac {mac}"));
         if let Some(sn) = &id.serial {
@@ -166,7 +192,10 @@ pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) 
         }
         out.push('\n');
     }
-    let power_source = s.power_source.map(|p| format!(" ({p:?})")).unwrap_or_default();
+    let power_source = s
+        .power_source
+        .map(|p| format!(" ({p:?})"))
+        .unwrap_or_default();
     out.push_str(&format!(
         "status {}  hashrate {} TH/s (avg {}, expected {})  power {} W{power_source}  efficiency {} J/TH\n",
         s.status.as_str(),
@@ -182,7 +211,8 @@ pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) 
         s.hardware_errors.map_or("-".into(), |u| u.to_string()),
         num(s.power_target_w, 0),
         s.power_mode.map_or("-", |m| m.as_str()),
-        s.locate_led_on.map_or("-", |on| if on { "on" } else { "off" }),
+        s.locate_led_on
+            .map_or("-", |on| if on { "on" } else { "off" }),
         num(s.ambient_temp_c, 1),
     ));
     if !s.fans_rpm.is_empty() {
@@ -193,7 +223,18 @@ pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) 
         out.push_str("note: the reply was truncated or repaired; some fields may be missing\n");
     }
     let mut boards = Table::new(&[
-        "BOARD", ">TH/s", ">EXPECTED", ">CHIP °C", ">BOARD °C", ">IN °C", ">OUT °C", ">CHIPS", ">MHz", ">V", ">HW ERR", "STATE",
+        "BOARD",
+        ">TH/s",
+        ">EXPECTED",
+        ">CHIP °C",
+        ">BOARD °C",
+        ">IN °C",
+        ">OUT °C",
+        ">CHIPS",
+        ">MHz",
+        ">V",
+        ">HW ERR",
+        "STATE",
     ]);
     for b in &s.boards {
         let chips = match (b.chips_working, b.chips_expected) {
@@ -213,12 +254,25 @@ pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) 
             num(b.frequency_mhz, 0),
             num(b.voltage_v, 2),
             b.hardware_errors.map_or("-".into(), |h| h.to_string()),
-            if b.failed { "FAILED".into() } else { "ok".into() },
+            if b.failed {
+                "FAILED".into()
+            } else {
+                "ok".into()
+            },
         ]);
     }
     out.push('\n');
     out.push_str(&boards.render());
-    let mut pools = Table::new(&["POOL", "URL", "USER", "STATUS", ">ACCEPTED", ">REJECTED", ">STALE", "ACTIVE"]);
+    let mut pools = Table::new(&[
+        "POOL",
+        "URL",
+        "USER",
+        "STATUS",
+        ">ACCEPTED",
+        ">REJECTED",
+        ">STALE",
+        "ACTIVE",
+    ]);
     for p in &s.pools {
         pools.row(vec![
             p.index.to_string(),

@@ -56,13 +56,20 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
     options.limits.probe_connect = Duration::from_millis(args.connect_timeout_ms.max(1));
     let progress = Arc::new(ScanProgress::default());
     let started = Instant::now();
-    let mut hits = scan::scan(Registry::with_defaults(), args.ranges.clone(), options, progress.clone());
+    let mut hits = scan::scan(
+        Registry::with_defaults(),
+        args.ranges.clone(),
+        options,
+        progress.clone(),
+    );
 
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} probed  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} probed  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     });
@@ -96,7 +103,10 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let identified = found.iter().filter(|h| matches!(h.found, Found::Device { .. })).count();
+    let identified = found
+        .iter()
+        .filter(|h| matches!(h.found, Found::Device { .. }))
+        .count();
     if !args.json {
         found.sort_by_key(|h| h.ip);
         print!("{}", table(&found));
@@ -113,7 +123,11 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
 /// too, with `identified: false` and the reason.
 pub fn hit_json(hit: &ScanHit) -> serde_json::Value {
     match &hit.found {
-        Found::Device { family, identity, snapshot } => {
+        Found::Device {
+            family,
+            identity,
+            snapshot,
+        } => {
             let snap = snapshot.as_ref().and_then(|s| s.as_ref().ok());
             let error = snapshot.as_ref().and_then(|s| s.as_ref().err());
             json!({
@@ -149,10 +163,23 @@ pub fn hit_json(hit: &ScanHit) -> serde_json::Value {
 }
 
 fn table(found: &[ScanHit]) -> String {
-    let mut t = Table::new(&["IP", "VENDOR", "MODEL", "FIRMWARE", "STATUS", ">TH/s", ">W", ">J/TH", ">CHIP °C", "NOTE"]);
+    let mut t = Table::new(&[
+        "IP",
+        "VENDOR",
+        "MODEL",
+        "FIRMWARE",
+        "STATUS",
+        ">TH/s",
+        ">W",
+        ">J/TH",
+        ">CHIP °C",
+        "NOTE",
+    ]);
     for hit in found {
         match &hit.found {
-            Found::Device { identity, snapshot, .. } => {
+            Found::Device {
+                identity, snapshot, ..
+            } => {
                 let snap = snapshot.as_ref().and_then(|s| s.as_ref().ok());
                 let note = match snapshot {
                     Some(Err(e)) => e.clone(),

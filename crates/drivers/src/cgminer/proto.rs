@@ -53,7 +53,9 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => {
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -65,7 +67,11 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 
 /// Sends one request and returns the reply with the NUL terminator and trailing whitespace
 /// removed. Connect and total deadlines and the reply size cap come from `limits`.
-pub async fn exchange(addr: SocketAddr, request: &[u8], limits: &Timeouts) -> Result<Vec<u8>, DriverError> {
+pub async fn exchange(
+    addr: SocketAddr,
+    request: &[u8],
+    limits: &Timeouts,
+) -> Result<Vec<u8>, DriverError> {
     let mut reply = Vec::with_capacity(8 * 1024);
     exchange_into(addr, request, limits, &mut reply).await?;
     Ok(reply)
@@ -125,13 +131,25 @@ mod tests {
 
     #[test]
     fn builds_requests() {
-        assert_eq!(json_request("summary+stats", None), br#"{"command":"summary+stats"}"#.to_vec());
+        assert_eq!(
+            json_request("summary+stats", None),
+            br#"{"command":"summary+stats"}"#.to_vec()
+        );
         assert_eq!(
             json_request("ascset", Some("0,led,1-1")),
             br#"{"command":"ascset","parameter":"0,led,1-1"}"#.to_vec()
         );
-        assert_eq!(json_request("a\"b", None), br#"{"command":"a\"b"}"#.to_vec());
-        assert_eq!(json_request_with("stats", "\"new_api\":true"), br#"{"command":"stats","new_api":true}"#.to_vec());
-        assert_eq!(text_request("addpool", &["stratum+tcp://p:1", "u,1", "x\\"]), b"addpool|stratum+tcp://p:1,u\\,1,x\\\\".to_vec());
+        assert_eq!(
+            json_request("a\"b", None),
+            br#"{"command":"a\"b"}"#.to_vec()
+        );
+        assert_eq!(
+            json_request_with("stats", "\"new_api\":true"),
+            br#"{"command":"stats","new_api":true}"#.to_vec()
+        );
+        assert_eq!(
+            text_request("addpool", &["stratum+tcp://p:1", "u,1", "x\\"]),
+            b"addpool|stratum+tcp://p:1,u\\,1,x\\\\".to_vec()
+        );
     }
 }

@@ -1,0 +1,148 @@
+//! Braiins OS (bosminer / BOSer) through its cgminer-compatible API on 4028 (PROTOCOLS.md
+//! §5.1): identity from `version` and `devdetails`; per poll one multi-command with summary,
+//! pools, boards, fans, temperatures and the autotuner's power figures (single commands for
+//! firmwares that refuse it, remembered per device); sleep and wake by `pause` / `resume`.
+
+pub mod control;
+pub mod parse;
+
+use crate::cgminer::SingleCommandDevices;
+use crate::cgminer::control::request;
+use crate::cgminer::reply::decode;
+use crate::driver::{Ack, Capabilities, Driver};
+use crate::error::DriverError;
+use crate::target::Target;
+use async_trait::async_trait;
+use hashmesh_core::{Command, DeviceIdentity, MinerSnapshot};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+/// The poll's multi-command.
+pub const POLL_COMMAND: &str = "summary+pools+devs+devdetails+fans+temps+tunerstatus";
+
+/// Driver for Braiins OS (name `braiins`).
+#[derive(Debug, Default)]
+pub struct BraiinsDriver {
+    single: SingleCommandDevices,
+    /// Devices this driver paused: a paused bosminer reports zero hashrate but, on some
+    /// versions, no paused state over this API, so this tells sleeping from failed.
+    paused: Mutex<HashSet<SocketAddr>>,
+}
+
+impl BraiinsDriver {
+    /// A driver with no per-device memory yet.
+    pub fn new() -> Self {
+        BraiinsDriver::default()
+    }
+
+    fn paused_by_us(&self, addr: SocketAddr) -> bool {
+        match self.paused.lock() {
+            Ok(set) => set.contains(&addr),
+            Err(poisoned) => poisoned.into_inner().contains(&addr),
+        }
+    }
+
+    fn set_paused(&self, addr: SocketAddr, paused: bool) {
+        let mut set = match self.paused.lock() {
+            Ok(set) => set,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if paused {
+            set.insert(addr);
+        } else {
+            set.remove(&addr);
+        }
+    }
+
+    async fn poll_single(
+        &self,
+        target: &Target,
+        paused: bool,
+    ) -> Result<MinerSnapshot, DriverError> {
+        let (summary, pools, devs, devdetails, fans, temps, tuner) = tokio::join!(
+            request(target, "summary", None),
+            request(target, "pools", None),
+            request(target, "devs", None),
+            request(target, "devdetails", None),
+            request(target, "fans", None),
+            request(target, "temps", None),
+            request(target, "tunerstatus", None),
+        );
+        let summary = decode::<crate::cgminer::parse::SummaryReply>(&summary?)?;
+        let pools = decode::<crate::cgminer::parse::PoolsReply>(&pools?)?;
+        // The rest are optional: older versions lack some of these commands.
+        let devs = devs
+            .ok()
+            .and_then(|r| decode::<crate::cgminer::parse::DevsReply>(&r).ok());
+        let devdetails = devdetails
+            .ok()
+            .and_then(|r| decode::<crate::cgminer::parse::DevDetailsReply>(&r).ok());
+        let fans = fans.ok().and_then(|r| decode::<parse::FansReply>(&r).ok());
+        let temps = temps
+            .ok()
+            .and_then(|r| decode::<parse::TempsReply>(&r).ok());
+        let tuner = tuner
+            .ok()
+            .and_then(|r| decode::<parse::TunerReply>(&r).ok());
+        let partial = summary.truncated || pools.truncated;
+        let parts = parse::BraiinsParts {
+            summary: Some(&summary.value),
+            pools: Some(&pools.value),
+            devs: devs.as_ref().map(|d| &d.value),
+            devdetails: devdetails.as_ref().map(|d| &d.value),
+            fans: fans.as_ref().map(|d| &d.value),
+            temps: temps.as_ref().map(|d| &d.value),
+            tuner: tuner.as_ref().map(|d| &d.value),
+        };
+        parse::braiins_snapshot(crate::now_unix_ms(), parts, paused, partial)
+    }
+}
+
+#[async_trait]
+impl Driver for BraiinsDriver {
+    fn name(&self) -> &'static str {
+        "braiins"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            restart_mining: true,
+            set_pools: true,
+            sleep_wake: true,
+            ..Capabilities::default()
+        }
+    }
+
+    async fn identify(&self, target: &Target) -> Result<DeviceIdentity, DriverError> {
+        let (version, devdetails) = tokio::join!(
+            request(target, "version", None),
+            request(target, "devdetails", None)
+        );
+        parse::braiins_identity(&version?, devdetails.ok().as_deref())
+    }
+
+    async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
+        let addr = target.rpc_addr();
+        let paused = self.paused_by_us(addr);
+        if !self.single.contains(addr) {
+            let raw = request(target, POLL_COMMAND, None).await?;
+            if let Some(snap) = parse::parse_braiins_multi(&raw, crate::now_unix_ms(), paused)? {
+                return Ok(snap);
+            }
+            tracing::debug!(%addr, "multi-command refused; using single commands");
+            self.single.insert(addr);
+        }
+        self.poll_single(target, paused).await
+    }
+
+    async fn send(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
+        let ack = control::send_rpc(target, command).await?;
+        match command {
+            Command::Sleep => self.set_paused(target.rpc_addr(), true),
+            Command::Wake => self.set_paused(target.rpc_addr(), false),
+            _ => {}
+        }
+        Ok(ack)
+    }
+}

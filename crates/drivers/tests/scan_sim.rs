@@ -1,0 +1,163 @@
+//! A scan of a simulated subnet with mixed vendors and some faulty devices, over real sockets:
+//! every healthy device identified with its family and model, faulty ones reported as
+//! answering-but-unknown, silent addresses absent, and the scan finishing despite a hanging
+//! device.
+
+use hashmesh_core::{MinerStatus, Vendor};
+use hashmesh_drivers::Registry;
+use hashmesh_drivers::identify::IdentifyLimits;
+use hashmesh_drivers::scan::{self, Found, ScanOptions, ScanProgress};
+use hashmesh_sim::{DeviceConfig, Family, Fault, Timing, spawn_device};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PORT: u16 = 14028;
+
+struct Planned {
+    family: Family,
+    model: &'static str,
+    faults: Vec<Fault>,
+}
+
+fn plan() -> Vec<Planned> {
+    let p = |family, model, faults: &[Fault]| Planned {
+        family,
+        model,
+        faults: faults.to_vec(),
+    };
+    vec![
+        p(Family::Antminer, "Antminer S19 Pro", &[]),
+        p(Family::Antminer, "Antminer S21", &[]),
+        p(Family::Antminer, "Antminer S9", &[]),
+        p(Family::Avalon, "Avalon A1346", &[]),
+        p(Family::Avalon, "Avalon A1566", &[]),
+        p(Family::Braiins, "Antminer S19 Pro", &[]),
+        p(Family::LuxOs, "Antminer S19 XP", &[]),
+        p(Family::Cgminer, "cgminer", &[]),
+        p(Family::Bfgminer, "bfgminer", &[]),
+        p(Family::Antminer, "Antminer S19k Pro", &[Fault::DeadBoard]),
+        p(Family::Antminer, "Antminer S19 Pro", &[Fault::Hang]),
+        p(Family::Avalon, "Avalon A1346", &[Fault::Garbage]),
+        p(Family::Antminer, "Antminer S21 Pro", &[Fault::Offline]),
+    ]
+}
+
+fn driver_for(family: Family) -> &'static str {
+    match family {
+        Family::Cgminer | Family::Bfgminer => "cgminer",
+        Family::Antminer => "antminer",
+        Family::Avalon => "avalon",
+        Family::Braiins => "braiins",
+        Family::LuxOs => "luxos",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_identifies_a_mixed_subnet_with_faults() {
+    let mut devices = Vec::new();
+    let mut expected: HashMap<IpAddr, &Planned> = HashMap::new();
+    let planned = plan();
+    for (i, p) in planned.iter().enumerate() {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 61, 0, 1 + i as u8));
+        let mut cfg = DeviceConfig::new(p.family, p.model).with_seed(100 + i as u64);
+        cfg.timing = Timing::fast();
+        cfg.faults = p.faults.clone();
+        let dev = spawn_device(cfg, SocketAddr::new(ip, PORT))
+            .await
+            .expect("bind simulated device");
+        devices.push(dev);
+        expected.insert(ip, p);
+    }
+
+    let options = ScanOptions {
+        rpc_port: PORT,
+        probe_concurrency: 64,
+        identify_concurrency: 16,
+        limits: IdentifyLimits {
+            probe_connect: Duration::from_millis(300),
+            request: Duration::from_millis(1500),
+            per_host: Duration::from_secs(3),
+        },
+        retry_connect: Duration::from_millis(300),
+        poll: true,
+    };
+    let progress = Arc::new(ScanProgress::default());
+    let ranges = vec!["127.61.0.0/27".parse().expect("range")];
+    let mut rx = scan::scan(Registry::with_defaults(), ranges, options, progress.clone());
+    let mut hits = HashMap::new();
+    let all = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(hit) = rx.recv().await {
+            hits.insert(hit.ip, hit.found);
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "scan did not finish");
+    assert_eq!(
+        progress.probed.load(std::sync::atomic::Ordering::Relaxed),
+        30
+    );
+
+    for (ip, p) in &expected {
+        let found = hits.get(ip);
+        if p.faults.contains(&Fault::Offline) {
+            assert!(
+                found.is_none(),
+                "{ip} is offline but was reported: {found:?}"
+            );
+            continue;
+        }
+        let found =
+            found.unwrap_or_else(|| panic!("{ip} ({:?}) answered but is missing", p.family));
+        match (found, p.faults.first()) {
+            (
+                Found::Device {
+                    family,
+                    identity,
+                    snapshot,
+                },
+                None | Some(Fault::DeadBoard),
+            ) => {
+                assert_eq!(*family, driver_for(p.family), "{ip}");
+                let model = &identity.model.0;
+                if matches!(p.family, Family::Cgminer | Family::Bfgminer) {
+                    assert_eq!(identity.vendor, Vendor::Unknown, "{ip}");
+                } else {
+                    let bare = p
+                        .model
+                        .trim_start_matches("Antminer ")
+                        .trim_start_matches("Avalon A");
+                    assert!(
+                        model.contains(bare),
+                        "{ip}: model {model} should name {}",
+                        p.model
+                    );
+                }
+                let snap = snapshot
+                    .as_ref()
+                    .expect("polled")
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("{ip}: poll failed: {e}"));
+                assert!(snap.hashrate_ths.unwrap_or(0.0) > 0.0, "{ip}: no hashrate");
+                if p.faults.contains(&Fault::DeadBoard) {
+                    assert_eq!(
+                        snap.status,
+                        MinerStatus::Degraded,
+                        "{ip}: a dead board must show as degraded"
+                    );
+                }
+            }
+            (Found::Unknown { reason, .. }, Some(Fault::Hang | Fault::Garbage)) => {
+                assert!(!reason.is_empty());
+            }
+            (other, fault) => panic!("{ip} with {fault:?}: unexpected {other:?}"),
+        }
+    }
+    let extra: Vec<_> = hits
+        .keys()
+        .filter(|ip| !expected.contains_key(ip))
+        .collect();
+    assert!(extra.is_empty(), "unexpected hosts answered: {extra:?}");
+    drop(devices);
+}
