@@ -3,8 +3,9 @@
 
 use crate::output::Table;
 use anyhow::{Context, bail};
+use hashmesh_drivers::cgminer::proto;
 use hashmesh_drivers::scan::{self, Found, ScanOptions, ScanProgress};
-use hashmesh_drivers::{Driver, Registry, Target};
+use hashmesh_drivers::{Driver, DriverError, Registry, Target};
 use ipnet::IpNet;
 use serde_json::json;
 use std::net::IpAddr;
@@ -49,6 +50,13 @@ struct PollBench {
     /// Polls in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Only send each family's poll request and read the reply, without parsing: the transport
+    /// floor, to compare the full figure with.
+    #[arg(long)]
+    transport_only: bool,
+    /// Poller threads, each with its own single-threaded runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// First loopback address of the simulated fleet.
     #[arg(long, default_value = "127.40.0.1")]
     base: IpAddr,
@@ -208,14 +216,19 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             format!("{family}=100")
         };
         let mut sim = start_sim(args.devices, args.base, &mix).await?;
-        let mut targets: Vec<(Target, Arc<dyn Driver>)> = Vec::with_capacity(sim.manifest.len());
+        let mut targets: Vec<(Target, Poller)> = Vec::with_capacity(sim.manifest.len());
         for entry in &sim.manifest {
             let driver = registry
                 .get(driver_name(&entry.family))
                 .with_context(|| format!("no driver for simulated family {}", entry.family))?;
             let mut target = Target::new(entry.ip);
             target.rpc_port = entry.port;
-            targets.push((target, driver));
+            let poller = if args.transport_only {
+                Poller::Transport(transport_request(&entry.family))
+            } else {
+                Poller::Driver(driver)
+            };
+            targets.push((target, poller));
         }
         if targets.is_empty() {
             bail!("the simulator started no devices");
@@ -225,6 +238,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             &targets,
             args.concurrency,
             Duration::from_secs(args.warmup_seconds),
+            args.threads,
         )
         .await;
         let cpu_before = cpu_time();
@@ -233,6 +247,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             &targets,
             args.concurrency,
             Duration::from_secs(args.seconds),
+            args.threads,
         )
         .await;
         let wall = started.elapsed();
@@ -288,48 +303,119 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one benchmark poll does.
+enum Poller {
+    /// A full driver poll: exchange, parse, normalise.
+    Driver(Arc<dyn Driver>),
+    /// The family's request and reply only, unparsed: the transport floor to compare with.
+    Transport(Vec<u8>),
+}
+
+impl Poller {
+    async fn poll(&self, target: &Target) -> Result<(), DriverError> {
+        match self {
+            Poller::Driver(d) => d.poll(target).await.map(|_| ()),
+            Poller::Transport(request) => {
+                proto::exchange(target.rpc_addr(), request, &target.timeouts)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+}
+
+/// The request each family's driver sends for one poll, for the transport-only figure.
+fn transport_request(family: &str) -> Vec<u8> {
+    let command = match family {
+        "antminer" => "summary+stats+pools",
+        "avalon" => "summary+estats+pools",
+        "braiins" => "summary+pools+devs+devdetails+fans+temps+tunerstatus",
+        "luxos" => "summary+stats+pools+power+fans+temps+config+profiles",
+        _ => "summary+pools+devs",
+    };
+    proto::json_request(command, None)
+}
+
 /// Polls the targets round-robin with `concurrency` polls in flight for `duration`; returns the
 /// latencies of successful polls in µs and the number of failed polls.
+///
+/// The polls run on `threads` OS threads, each with its own single-threaded runtime: polling
+/// is I/O-bound work with no sharing, so it needs no work-stealing scheduler and its cross-thread
+/// wake-ups. This is how a node's poller runs too.
 async fn run_polls(
-    targets: &Arc<Vec<(Target, Arc<dyn Driver>)>>,
+    targets: &Arc<Vec<(Target, Poller)>>,
     concurrency: usize,
     duration: Duration,
+    threads: usize,
 ) -> (Vec<u32>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
+    let threads = threads.clamp(1, concurrency.max(1));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let in_flight = concurrency / threads + usize::from(t < concurrency % threads);
         let targets = targets.clone();
         let next = next.clone();
         let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(4096);
-            let mut errors = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let i = next.fetch_add(1, Ordering::Relaxed) % targets.len();
-                let (target, driver) = &targets[i];
-                let t0 = Instant::now();
-                match driver.poll(target).await {
-                    Ok(_) => {
-                        latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
-                    }
-                    Err(_) => errors += 1,
+        handles.push(std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return (Vec::new(), 0);
+            };
+            rt.block_on(async move {
+                let mut tasks = Vec::with_capacity(in_flight);
+                for _ in 0..in_flight.max(1) {
+                    let targets = targets.clone();
+                    let next = next.clone();
+                    let stop = stop.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut latencies = Vec::with_capacity(4096);
+                        let mut errors = 0usize;
+                        while !stop.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed) % targets.len();
+                            let (target, poller) = &targets[i];
+                            let t0 = Instant::now();
+                            match poller.poll(target).await {
+                                Ok(()) => {
+                                    latencies
+                                        .push(t0.elapsed().as_micros().min(u128::from(u32::MAX))
+                                            as u32)
+                                }
+                                Err(_) => errors += 1,
+                            }
+                        }
+                        (latencies, errors)
+                    }));
                 }
-            }
-            (latencies, errors)
+                let mut all = Vec::new();
+                let mut errors = 0;
+                for t in tasks {
+                    if let Ok((l, e)) = t.await {
+                        all.extend(l);
+                        errors += e;
+                    }
+                }
+                (all, errors)
+            })
         }));
     }
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for h in handles {
+            if let Ok((l, e)) = h.join() {
+                all.extend(l);
+                errors += e;
+            }
         }
-    }
-    (all, errors)
+        (all, errors)
+    })
+    .await;
+    joined.unwrap_or_default()
 }
 
 async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
