@@ -6,12 +6,14 @@
 
 pub mod command;
 pub mod device;
+pub mod meter;
 pub mod snapshot;
 
 pub use command::{Command, CommandOutcome, CommandResult, PoolConfig, PowerMode};
 pub use device::{
     DeviceId, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, Location, Model, Vendor,
 };
+pub use meter::{MeterIdentity, MeterSnapshot};
 pub use snapshot::{
     BoardSnapshot, MinerSnapshot, MinerStatus, PoolSnapshot, PoolStatus, PowerSource, VendorError,
 };

@@ -6,17 +6,22 @@
 
 pub mod driver;
 pub mod error;
+pub mod health;
 pub mod registry;
 pub mod target;
 pub mod verify;
 
 pub mod antminer;
 pub mod avalon;
+pub mod bitaxe;
 pub mod braiins;
 pub mod cgminer;
+pub mod http;
 pub mod identify;
 pub mod luxos;
+pub mod modbus;
 pub mod scan;
+pub mod whatsminer;
 
 pub use driver::{Ack, Capabilities, Driver};
 pub use error::DriverError;

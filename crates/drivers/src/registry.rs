@@ -18,6 +18,8 @@ impl Registry {
         r.register(Arc::new(crate::avalon::AvalonDriver::default()));
         r.register(Arc::new(crate::braiins::BraiinsDriver::default()));
         r.register(Arc::new(crate::luxos::LuxosDriver::default()));
+        r.register(Arc::new(crate::whatsminer::WhatsminerDriver::new()));
+        r.register(Arc::new(crate::bitaxe::BitaxeDriver::new()));
         r
     }
 

@@ -48,6 +48,8 @@ pub struct Target {
     pub rpc_port: u16,
     /// Web interface port (80 on real devices).
     pub web_port: u16,
+    /// Whatsminer API v3 port (4433 on real devices; length-prefixed JSON).
+    pub whatsminer_v3_port: u16,
     /// Credentials for writes, when the family needs them.
     pub credentials: Option<Credentials>,
     /// Deadlines for each exchange.
@@ -61,6 +63,7 @@ impl Target {
             ip,
             rpc_port: 4028,
             web_port: 80,
+            whatsminer_v3_port: 4433,
             credentials: None,
             timeouts: Timeouts::default(),
         }
@@ -69,6 +72,11 @@ impl Target {
     /// The RPC socket address.
     pub fn rpc_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.rpc_port)
+    }
+
+    /// The Whatsminer API v3 socket address.
+    pub fn whatsminer_v3_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.whatsminer_v3_port)
     }
 
     /// The web socket address.

@@ -54,7 +54,16 @@ async fn writes_without_access_are_auth_errors() {
     let driver = AntminerDriver::new();
     let err = driver.send(&target, &Command::RestartMining).await.err();
     assert!(matches!(err, Some(DriverError::Auth(_))), "{err:?}");
+    // Sleep goes to the web interface, which this test does not start: a clear failure.
     let out = driver.execute(&target, &Command::Sleep, &policy()).await;
+    assert_eq!(out.result, CommandResult::Failed, "{out:?}");
+    let out = driver
+        .execute(
+            &target,
+            &Command::SetPowerTarget { power_w: 3000 },
+            &policy(),
+        )
+        .await;
     assert_eq!(out.result, CommandResult::Unsupported);
 }
 

@@ -1,18 +1,18 @@
 //! Property tests: no input makes the Avalon parsers panic — arbitrary bytes, arbitrary
 //! `MM ID` strings, and captured replies with bytes flipped, inserted or cut off.
 
-use hashmesh_drivers::avalon::control::parse_ack;
+mod cgminer_common;
+
+use cgminer_common::props::{self, mutated};
 use hashmesh_drivers::avalon::mmid::{ModuleStats, sections, tokens};
 use hashmesh_drivers::avalon::parse::{
     parse_identity, parse_poll, parse_pools, parse_stats, parse_summary,
 };
+use hashmesh_drivers::cgminer::control::ack_from_reply;
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/avalon")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    props::fixture("avalon", name)
 }
 
 fn parse_everything(raw: &[u8]) {
@@ -21,25 +21,7 @@ fn parse_everything(raw: &[u8]) {
     let _ = parse_summary(raw);
     let _ = parse_stats(raw);
     let _ = parse_pools(raw);
-    let _ = parse_ack(raw);
-}
-
-/// A captured reply with one mutation: flip, insert, delete or truncate at a position.
-fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let len = base.len().max(1);
-    (0..4u8, 0..len, any::<u8>()).prop_map(move |(op, at, byte)| {
-        let mut v = base.clone();
-        let at = at.min(v.len().saturating_sub(1));
-        match op {
-            0 if !v.is_empty() => v[at] = byte,
-            1 => v.insert(at, byte),
-            2 if !v.is_empty() => {
-                v.remove(at);
-            }
-            _ => v.truncate(at),
-        }
-        v
-    })
+    let _ = ack_from_reply(raw, "ascset");
 }
 
 proptest! {

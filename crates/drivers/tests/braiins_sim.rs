@@ -2,19 +2,15 @@
 
 mod cgminer_common;
 
-use cgminer_common::sim::{compare, spawn};
+use cgminer_common::sim::{self, POLL_FAULTS_ANY_ERROR, assert_faults_fail_within, compare, spawn};
 use hashmesh_core::{Command, CommandResult, MinerStatus, PoolConfig};
 use hashmesh_drivers::braiins::BraiinsDriver;
 use hashmesh_drivers::{Driver, VerifyPolicy};
 use hashmesh_sim::{Family, Fault};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn policy() -> VerifyPolicy {
-    VerifyPolicy {
-        timeout: Duration::from_secs(5),
-        interval: Duration::from_millis(200),
-        restart_timeout: Duration::from_secs(10),
-    }
+    sim::policy(Duration::from_secs(5), Duration::from_secs(10))
 }
 
 #[tokio::test]
@@ -75,21 +71,6 @@ async fn sleep_wake_pools_restart_are_confirmed() {
 async fn faults_error_within_the_deadline() {
     let (dev, target) = spawn(Family::Braiins, "Antminer S19 Pro", true).await;
     let driver = BraiinsDriver::new();
-    for fault in [
-        Fault::Hang,
-        Fault::Garbage,
-        Fault::Reset,
-        Fault::Oversized,
-        Fault::Offline,
-    ] {
-        dev.set_faults(vec![fault]);
-        let started = Instant::now();
-        let r = driver.poll(&target).await;
-        assert!(r.is_err(), "{fault:?} gave {r:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "{fault:?} took {:?}",
-            started.elapsed()
-        );
-    }
+    let (faults, limit) = (POLL_FAULTS_ANY_ERROR, Duration::from_secs(8));
+    assert_faults_fail_within(&dev, &driver, &target, faults, limit).await;
 }

@@ -1,9 +1,9 @@
 //! Table-driven tests of the LuxOS parsers: captured-shape replies (PROTOCOLS.md §5.2) under
 //! `tests/data/luxos/`, each with an `*.expect.json` of the fields it checks or the error kind.
 
-#[path = "data/avalon/compare.rs"]
-mod compare;
+mod cgminer_common;
 
+use cgminer_common::{identity_table, poll_table};
 use hashmesh_drivers::luxos::parse::{
     ProfileEntry, parse_identity, parse_poll, profile_for_mode, profile_nearest,
 };
@@ -13,46 +13,12 @@ const NOW_MS: i64 = 1_718_000_000_000;
 
 #[test]
 fn poll_replies() {
-    for (name, raw, want) in compare::cases("luxos/poll") {
-        let got = parse_poll(&raw, NOW_MS);
-        if let Some(kind) = want.get("error") {
-            match got {
-                Err(e) => assert_eq!(json!(e.kind()), *kind, "{name}: {e}"),
-                Ok(s) => panic!("{name}: expected a {kind} error, got {s:?}"),
-            }
-        } else if want.get("fallback").is_some() {
-            assert!(
-                matches!(got, Ok(None)),
-                "{name}: expected a fall-back to single commands, got {got:?}"
-            );
-        } else {
-            let snapshot = got
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-                .unwrap_or_else(|| panic!("{name}: no snapshot"));
-            compare::assert_subset(
-                &name,
-                "snapshot",
-                &want,
-                &serde_json::to_value(&snapshot).unwrap_or_default(),
-            );
-        }
-    }
+    poll_table("luxos/poll", NOW_MS, parse_poll);
 }
 
 #[test]
 fn identify_replies() {
-    for (name, raw, want) in compare::cases("luxos/identify") {
-        match (parse_identity(&raw), want.get("error")) {
-            (Err(e), Some(kind)) => assert_eq!(json!(e.kind()), *kind, "{name}: {e}"),
-            (Ok(id), None) => compare::assert_subset(
-                &name,
-                "identity",
-                &want,
-                &serde_json::to_value(&id).unwrap_or_default(),
-            ),
-            (got, _) => panic!("{name}: unexpected {got:?}"),
-        }
-    }
+    identity_table("luxos/identify", parse_identity);
 }
 
 fn profiles() -> Vec<ProfileEntry> {

@@ -1,6 +1,9 @@
 //! Property tests: no input makes the LuxOS parsers panic — arbitrary bytes and captured
 //! replies with bytes flipped, inserted or cut off.
 
+mod cgminer_common;
+
+use cgminer_common::props::{self, mutated};
 use hashmesh_drivers::luxos::control::parse_session;
 use hashmesh_drivers::luxos::parse::{
     ConfigReply, ProfilesReply, SummaryReply, parse_identity, parse_poll, parse_single,
@@ -8,10 +11,7 @@ use hashmesh_drivers::luxos::parse::{
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/luxos")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    props::fixture("luxos", name)
 }
 
 fn parse_everything(raw: &[u8]) {
@@ -21,23 +21,6 @@ fn parse_everything(raw: &[u8]) {
     let _ = parse_single::<SummaryReply>(raw);
     let _ = parse_single::<ConfigReply>(raw);
     let _ = parse_single::<ProfilesReply>(raw);
-}
-
-fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    let len = base.len().max(1);
-    (0..4u8, 0..len, any::<u8>()).prop_map(move |(op, at, byte)| {
-        let mut v = base.clone();
-        let at = at.min(v.len().saturating_sub(1));
-        match op {
-            0 if !v.is_empty() => v[at] = byte,
-            1 => v.insert(at, byte),
-            2 if !v.is_empty() => {
-                v.remove(at);
-            }
-            _ => v.truncate(at),
-        }
-        v
-    })
 }
 
 proptest! {

@@ -7,6 +7,7 @@ use hashmesh_core::{MinerStatus, Vendor};
 use hashmesh_drivers::Registry;
 use hashmesh_drivers::identify::IdentifyLimits;
 use hashmesh_drivers::scan::{self, Found, ScanOptions, ScanProgress};
+use hashmesh_sim::whatsminer::{WhatsminerApi, WhatsminerConfig, spawn_whatsminer};
 use hashmesh_sim::{DeviceConfig, Family, Fault, Timing, spawn_device};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -69,6 +70,24 @@ async fn scan_identifies_a_mixed_subnet_with_faults() {
             .expect("bind simulated device");
         devices.push(dev);
         expected.insert(ip, p);
+    }
+
+    // Whatsminers: a v2 device, and a v3 device that keeps a degraded v2 service on the RPC port.
+    let mut whatsminers = Vec::new();
+    for (i, (api, model)) in [
+        (WhatsminerApi::V2, "Whatsminer M50S"),
+        (WhatsminerApi::V3, "Whatsminer M60S"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 61, 0, 20 + i as u8));
+        let mut cfg = WhatsminerConfig::new(api, model);
+        cfg.device.timing = Timing::fast();
+        let dev = spawn_whatsminer(cfg, SocketAddr::new(ip, PORT))
+            .await
+            .expect("bind simulated whatsminer");
+        whatsminers.push((ip, model, dev));
     }
 
     let options = ScanOptions {
@@ -154,10 +173,36 @@ async fn scan_identifies_a_mixed_subnet_with_faults() {
             (other, fault) => panic!("{ip} with {fault:?}: unexpected {other:?}"),
         }
     }
+    for (ip, model, _) in &whatsminers {
+        match hits.get(ip) {
+            Some(Found::Device {
+                family,
+                identity,
+                snapshot,
+            }) => {
+                assert_eq!(*family, "whatsminer", "{ip}");
+                assert_eq!(identity.vendor, Vendor::MicroBt, "{ip}");
+                let bare = model.trim_start_matches("Whatsminer ");
+                assert!(
+                    identity.model.0.contains(bare),
+                    "{ip}: {} should name {bare}",
+                    identity.model
+                );
+                let snap = snapshot
+                    .as_ref()
+                    .expect("polled")
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("{ip}: {e}"));
+                assert!(snap.hashrate_ths.unwrap_or(0.0) > 10.0, "{ip}: {snap:?}");
+            }
+            other => panic!("{ip} ({model}): {other:?}"),
+        }
+    }
     let extra: Vec<_> = hits
         .keys()
-        .filter(|ip| !expected.contains_key(ip))
+        .filter(|ip| !expected.contains_key(ip) && !whatsminers.iter().any(|(w, _, _)| w == *ip))
         .collect();
     assert!(extra.is_empty(), "unexpected hosts answered: {extra:?}");
     drop(devices);
+    drop(whatsminers);
 }

@@ -17,6 +17,9 @@
 //! * [`rpc`] – the cgminer RPC server logic of each family (TCP 4028).
 //! * [`device`] – one device on a TCP listener ([`spawn_device`], [`RunningDevice`]).
 //! * [`fleet`] – a whole site laid out in containers and racks.
+//! * [`whatsminer`] – MicroBT Whatsminer (API v2 on 4028, API v3 on 4433), its own servers.
+//! * [`web`] – HTTP devices: the Antminer CGI interface and Bitaxe AxeOS.
+//! * [`meter`] – Modbus TCP power meters (ABB, Schneider, Satec) on a physical load.
 
 #![warn(missing_docs)]
 
@@ -24,13 +27,17 @@ pub mod device;
 pub mod family;
 pub mod faults;
 pub mod fleet;
+pub mod meter;
 pub mod model;
 pub mod nameplate;
 pub mod reply;
 pub mod rpc;
+pub mod web;
+pub mod whatsminer;
 
 pub use device::{DeviceConfig, RunningDevice, spawn_device};
 pub use family::Family;
 pub use faults::Fault;
 pub use model::Timing;
 pub use nameplate::Nameplate;
+pub use whatsminer::{RunningWhatsminer, WhatsminerApi, WhatsminerConfig, spawn_whatsminer};

@@ -79,6 +79,7 @@ impl Nameplate {
         self.name
             .strip_prefix("Antminer ")
             .or_else(|| self.name.strip_prefix("Avalon "))
+            .or_else(|| self.name.strip_prefix("Whatsminer "))
             .unwrap_or(self.name)
     }
 }
@@ -137,6 +138,35 @@ const fn avalon(
     }
 }
 
+/// A Bitaxe-class single-board miner (ESP-Miner / AxeOS): one board of `chips` ASICs, one fan.
+const fn bitaxe(
+    name: &'static str,
+    chips: u16,
+    chip: &'static str,
+    frequency_mhz: f64,
+    voltage_v: f64,
+    hashrate_ths: f64,
+    power_w: f64,
+) -> Nameplate {
+    Nameplate {
+        name,
+        vendor: Vendor::Bitaxe,
+        boards: 1,
+        chips_per_board: chips,
+        chip,
+        frequency_mhz,
+        voltage_v,
+        hashrate_ths,
+        power_w,
+        idle_power_w: 2.0,
+        fans: 1,
+        fan_max_rpm: 7000,
+        chip_target_c: 60.0,
+        chip_limit_c: 75.0,
+        chains: ChainNumbering::X19,
+    }
+}
+
 const fn generic(name: &'static str) -> Nameplate {
     Nameplate {
         name,
@@ -153,6 +183,34 @@ const fn generic(name: &'static str) -> Nameplate {
         fan_max_rpm: 5000,
         chip_target_c: 70.0,
         chip_limit_c: 90.0,
+        chains: ChainNumbering::X19,
+    }
+}
+
+/// A MicroBT Whatsminer: three boards, one intake and one exhaust fan.
+const fn whatsminer(
+    name: &'static str,
+    chips_per_board: u16,
+    frequency_mhz: f64,
+    voltage_v: f64,
+    hashrate_ths: f64,
+    power_w: f64,
+) -> Nameplate {
+    Nameplate {
+        name,
+        vendor: Vendor::MicroBt,
+        boards: 3,
+        chips_per_board,
+        chip: "K210",
+        frequency_mhz,
+        voltage_v,
+        hashrate_ths,
+        power_w,
+        idle_power_w: 70.0,
+        fans: 2,
+        fan_max_rpm: 7000,
+        chip_target_c: 78.0,
+        chip_limit_c: 100.0,
         chains: ChainNumbering::X19,
     }
 }
@@ -197,9 +255,17 @@ pub static NAMEPLATES: &[Nameplate] = &[
     ),
     antminer("Antminer S21", 108, "BM1368", 490.0, 13.0, 200.0, 3500.0),
     antminer("Antminer S21 Pro", 65, "BM1370", 540.0, 12.6, 234.0, 3510.0),
+    whatsminer("Whatsminer M30S++", 111, 587.0, 13.4, 112.0, 3472.0),
+    whatsminer("Whatsminer M50S", 123, 520.0, 13.0, 126.0, 3276.0),
+    whatsminer("Whatsminer M60S", 111, 560.0, 12.8, 172.0, 3422.0),
+    whatsminer("Whatsminer M63S", 160, 520.0, 12.4, 390.0, 7215.0),
     avalon("Avalon A1346", 120, "A3206", 110.0, 3300.0),
     avalon("Avalon A1366", 120, "A3207", 130.0, 3250.0),
     avalon("Avalon A1566", 160, "A3208", 185.0, 3420.0),
+    bitaxe("Bitaxe Ultra", 1, "BM1366", 485.0, 1.2, 0.5, 12.0),
+    bitaxe("Bitaxe Supra", 1, "BM1368", 490.0, 1.166, 0.7, 13.0),
+    bitaxe("Bitaxe Gamma", 1, "BM1370", 525.0, 1.15, 1.2, 17.0),
+    bitaxe("NerdQAxe++", 4, "BM1370", 600.0, 1.15, 4.8, 76.0),
     generic("cgminer"),
     generic("bfgminer"),
 ];

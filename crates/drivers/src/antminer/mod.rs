@@ -3,11 +3,14 @@
 //! firmwares that refuse multi-commands, remembered per device), and both `stats` layouts.
 //!
 //! Stock firmware reports no power, so the snapshot carries a nameplate estimate (J/TH ×
-//! hashrate, marked `Nameplate`). Writes over 4028 are limited to `restart` and pools; the web
-//! interface (sleep, mode, LED, reboot) is to be added as `web.rs`, called from [`Driver::send`].
+//! hashrate, marked `Nameplate`). Telemetry comes from 4028; writes go to the web CGI interface
+//! on the target's web port ([`web`]: sleep/wake and modes via `miner-mode`, pools, the locate
+//! LED, reboot), except `restart`, which only the RPC has. Identity adds MAC, serial and host
+//! name from `get_system_info.cgi` when the web interface answers.
 
 pub mod control;
 pub mod parse;
+pub mod web;
 
 use crate::cgminer::control::request;
 use crate::cgminer::parse::{PoolsReply, SummaryReply};
@@ -15,15 +18,19 @@ use crate::cgminer::reply::{Decoded, decode};
 use crate::cgminer::{SingleCommandDevices, proto};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
+use crate::http::HttpClient;
 use crate::target::Target;
+use crate::verify::VerifyPolicy;
 use async_trait::async_trait;
-use hashmesh_core::{Command, DeviceIdentity, MinerSnapshot};
+use hashmesh_core::{Command, CommandOutcome, DeviceIdentity, MinerSnapshot};
 use parse::AntStats;
 
 /// Driver for Antminer stock firmware (name `antminer`).
 #[derive(Debug, Default)]
 pub struct AntminerDriver {
     single: SingleCommandDevices,
+    /// Keep-alive connections and Digest logins of the web interfaces.
+    web: HttpClient,
 }
 
 impl AntminerDriver {
@@ -57,17 +64,33 @@ impl Driver for AntminerDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Only what bmminer's 4028 interface allows; sleep, modes, LED and reboot need port 80.
+        // `restart` over 4028 (when api-allow grants writes); the rest over the web CGI API.
+        // Stock firmware has modes but no watt target, and no high-power mode.
         Capabilities {
+            reboot: true,
             restart_mining: true,
             set_pools: true,
-            ..Capabilities::default()
+            power_mode: true,
+            power_target: false,
+            sleep_wake: true,
+            locate_led: true,
         }
     }
 
     async fn identify(&self, target: &Target) -> Result<DeviceIdentity, DriverError> {
         let raw = request(target, "version", None).await?;
-        parse::antminer_identity(&raw)
+        let mut id = parse::antminer_identity(&raw)?;
+        // The web details are a bonus: a device with its web interface off or other
+        // credentials is still identified by its RPC.
+        match web::system_info(&self.web, target).await {
+            Ok(info) => {
+                id.mac = info.macaddr.non_empty().map(str::to_owned);
+                id.serial = info.serinum.non_empty().map(str::to_owned);
+                id.hostname = info.hostname.non_empty().map(str::to_owned);
+            }
+            Err(e) => tracing::debug!(addr = %target.web_addr(), "no web identity: {e}"),
+        }
+        Ok(id)
     }
 
     async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
@@ -99,6 +122,25 @@ impl Driver for AntminerDriver {
     }
 
     async fn send(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
-        control::send_rpc(target, command).await
+        control::send(&self.web, target, command).await
+    }
+
+    async fn execute(
+        &self,
+        target: &Target,
+        command: &Command,
+        policy: &VerifyPolicy,
+    ) -> CommandOutcome {
+        match command {
+            // The LED state is only on the web interface, not in the 4028 snapshot.
+            Command::LocateLed { on } => {
+                control::execute_led(self, &self.web, target, *on, policy).await
+            }
+            Command::Sleep | Command::Wake | Command::SetPowerMode { .. } => {
+                let outcome = crate::verify::execute(self, target, command, policy).await;
+                control::confirm_conf_mode(&self.web, target, command, outcome).await
+            }
+            _ => crate::verify::execute(self, target, command, policy).await,
+        }
     }
 }

@@ -3,30 +3,27 @@
 //! Reads: `version` for identity; one `summary+estats+pools` connection per poll, falling back
 //! to single commands (remembered per device) where the multi-command form is refused. The
 //! telemetry lives in the `MM ID` strings of `estats` ([`mmid`]). Writes: privileged `ascset`
-//! options (soft-off/on, LED, work level, reboot), cgminer `restart` and pool commands
-//! ([`control`]); each is confirmed by reading `estats`/`pools` back.
+//! options (soft-off/on, LED, work level, reboot) ([`control`]), and cgminer `restart` and pool
+//! commands ([`crate::cgminer::control`]); each is confirmed by reading `estats`/`pools` back.
 
 pub mod control;
-pub mod health;
 pub mod mmid;
 pub mod parse;
 
-use crate::cgminer::proto::{exchange, json_request};
+use crate::cgminer::SingleCommandDevices;
+use crate::cgminer::control::{self as control_rpc, closed_without_reply, request};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
 use crate::target::Target;
 use crate::verify::Verdict;
 use async_trait::async_trait;
 use hashmesh_core::{Command, DeviceIdentity, MinerSnapshot};
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::Mutex;
 
 /// Driver for Avalon miners on Canaan's stock firmware.
 #[derive(Debug)]
 pub struct AvalonDriver {
     /// Devices that refused the multi-command poll and get single commands instead.
-    single_command: Mutex<HashSet<SocketAddr>>,
+    single_command: SingleCommandDevices,
     /// How far ahead soft-off / soft-on are scheduled.
     soft_switch_lead_s: u64,
 }
@@ -34,7 +31,7 @@ pub struct AvalonDriver {
 impl Default for AvalonDriver {
     fn default() -> Self {
         AvalonDriver {
-            single_command: Mutex::new(HashSet::new()),
+            single_command: SingleCommandDevices::default(),
             soft_switch_lead_s: control::SOFT_SWITCH_LEAD_S,
         }
     }
@@ -52,36 +49,18 @@ impl AvalonDriver {
         self
     }
 
-    fn uses_single_commands(&self, addr: SocketAddr) -> bool {
-        self.single_command
-            .lock()
-            .map(|s| s.contains(&addr))
-            .unwrap_or(false)
-    }
-
-    fn remember_single_commands(&self, addr: SocketAddr) {
-        if let Ok(mut s) = self.single_command.lock() {
-            s.insert(addr);
-        }
-    }
-
     /// The poll as three separate requests, for firmwares without multi-command support.
     async fn poll_single(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
-        let addr = target.rpc_addr();
-        let t = &target.timeouts;
-        let (summary, cut_a) =
-            parse::parse_summary(&exchange(addr, &json_request("summary", None), t).await?)?;
-        let (modules, cut_b) =
-            match parse::parse_stats(&exchange(addr, &json_request("estats", None), t).await?) {
-                Ok(m) => m,
-                // Older builds lack `estats`; `stats` carries the same MM ID strings.
-                Err(DriverError::Rejected(_)) => {
-                    parse::parse_stats(&exchange(addr, &json_request("stats", None), t).await?)?
-                }
-                Err(e) => return Err(e),
-            };
-        let (pools, cut_c) =
-            parse::parse_pools(&exchange(addr, &json_request("pools", None), t).await?)?;
+        let (summary, cut_a) = parse::parse_summary(&request(target, "summary", None).await?)?;
+        let (modules, cut_b) = match parse::parse_stats(&request(target, "estats", None).await?) {
+            Ok(m) => m,
+            // Older builds lack `estats`; `stats` carries the same MM ID strings.
+            Err(DriverError::Rejected(_)) => {
+                parse::parse_stats(&request(target, "stats", None).await?)?
+            }
+            Err(e) => return Err(e),
+        };
+        let (pools, cut_c) = parse::parse_pools(&request(target, "pools", None).await?)?;
         Ok(parse::snapshot_from(
             summary.as_ref(),
             &modules,
@@ -93,32 +72,7 @@ impl AvalonDriver {
 
     /// One `ascset` write.
     async fn ascset(&self, target: &Target, parameter: &str) -> Result<Ack, DriverError> {
-        let message = control::request_ok(
-            target.rpc_addr(),
-            "ascset",
-            Some(parameter),
-            &target.timeouts,
-        )
-        .await?;
-        Ok(Ack {
-            message,
-            silent: false,
-        })
-    }
-}
-
-/// Whether an exchange error means the device closed the socket without a reply (soft-on and
-/// reboot do that on some models): record it as a silent ack and let the read-back decide.
-fn closed_without_reply(e: &DriverError) -> bool {
-    match e {
-        DriverError::Malformed(m) => m == "empty reply",
-        DriverError::Io(io) => matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::UnexpectedEof
-        ),
-        _ => false,
+        control_rpc::command(target, "ascset", Some(parameter)).await
     }
 }
 
@@ -149,27 +103,17 @@ impl Driver for AvalonDriver {
     }
 
     async fn identify(&self, target: &Target) -> Result<DeviceIdentity, DriverError> {
-        let raw = exchange(
-            target.rpc_addr(),
-            &json_request("version", None),
-            &target.timeouts,
-        )
-        .await?;
+        let raw = request(target, "version", None).await?;
         parse::parse_identity(&raw)
     }
 
     async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
         let addr = target.rpc_addr();
-        if !self.uses_single_commands(addr) {
-            let raw = exchange(
-                addr,
-                &json_request(parse::POLL_COMMAND, None),
-                &target.timeouts,
-            )
-            .await?;
+        if !self.single_command.contains(addr) {
+            let raw = request(target, parse::POLL_COMMAND, None).await?;
             match parse::parse_poll(&raw, crate::now_unix_ms()) {
                 Ok(Some(snapshot)) => return Ok(snapshot),
-                Ok(None) => self.remember_single_commands(addr),
+                Ok(None) => self.single_command.insert(addr),
                 Err(e) => return Err(e),
             }
         }
@@ -204,29 +148,11 @@ impl Driver for AvalonDriver {
                 Err(DriverError::Rejected(_)) => self.send(target, &Command::RestartMining).await,
                 other => other,
             },
-            Command::RestartMining => {
-                match control::request_ok(target.rpc_addr(), "restart", None, &target.timeouts)
-                    .await
-                {
-                    Ok(message) => Ok(Ack {
-                        message,
-                        silent: false,
-                    }),
-                    Err(e) if closed_without_reply(&e) => Ok(silent("restart")),
-                    Err(e) => Err(e),
-                }
-            }
-            Command::SetPools { pools } => {
-                let how = control::PoolWrites {
-                    use_poolpriority: true,
-                };
-                let message =
-                    control::set_pools(target.rpc_addr(), &target.timeouts, pools, how).await?;
-                Ok(Ack {
-                    message,
-                    silent: false,
-                })
-            }
+            Command::RestartMining => match control_rpc::command(target, "restart", None).await {
+                Err(e) if closed_without_reply(&e) => Ok(silent("restart")),
+                other => other,
+            },
+            Command::SetPools { pools } => control_rpc::set_pools(target, pools).await,
         }
     }
 

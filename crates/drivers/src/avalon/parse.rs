@@ -6,151 +6,23 @@
 //! never by magnitude; `-273` and `0` temperatures are missing; `inf`/`nan` are missing.
 
 use crate::avalon::control::mode_for_work_mode;
-use crate::avalon::health;
 use crate::avalon::mmid::ModuleStats;
-use crate::cgminer::reply::{Flag, Num, OneOrFirst, StatusEntry, Text, check_status, decode};
+use crate::cgminer::parse::{PoolEntry, PoolsReply, Summary, SummaryReply, pools_snapshot};
+use crate::cgminer::reply::{
+    OneOrFirst, StatusEntry, Text, check_status, decode, deserialize_kept_text,
+};
 use crate::error::DriverError;
+use crate::health::{self, StatusRules};
 use hashmesh_core::{
     BoardSnapshot, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, MinerSnapshot, MinerStatus,
-    Model, PoolSnapshot, PoolStatus, PowerSource, Vendor, VendorError,
+    Model, PowerSource, Vendor, VendorError,
 };
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::Deserializer;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// The poll request: one connection for all three reports (§1.4).
 pub const POLL_COMMAND: &str = "summary+estats+pools";
-
-/// `SUMMARY[0]` of a cgminer-family reply (fields Avalon and LuxOS share).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct SummaryEntry {
-    /// Seconds since the mining process started.
-    #[serde(rename = "Elapsed", default)]
-    pub elapsed_s: Num,
-    /// Average hashrate, MH/s.
-    #[serde(rename = "MHS av", default)]
-    pub mhs_av: Num,
-    /// 5-second hashrate, MH/s.
-    #[serde(rename = "MHS 5s", default)]
-    pub mhs_5s: Num,
-    /// 30-second hashrate, MH/s (Canaan's shortest window on some builds).
-    #[serde(rename = "MHS 30s", default)]
-    pub mhs_30s: Num,
-    /// 1-minute hashrate, MH/s.
-    #[serde(rename = "MHS 1m", default)]
-    pub mhs_1m: Num,
-    /// Average hashrate, GH/s (LuxOS, bmminer-style keys).
-    #[serde(rename = "GHS av", default)]
-    pub ghs_av: Num,
-    /// 5-second hashrate, GH/s (LuxOS, bmminer-style keys).
-    #[serde(rename = "GHS 5s", default)]
-    pub ghs_5s: Num,
-    /// Hardware errors since start.
-    #[serde(rename = "Hardware Errors", default)]
-    pub hardware_errors: Num,
-}
-
-impl SummaryEntry {
-    /// Current hashrate in TH/s from whichever key the firmware sent (unit from the key name).
-    pub fn hashrate_now_ths(&self) -> Option<f64> {
-        self.ghs_5s.get().map(|g| g / 1e3).or_else(|| {
-            self.mhs_5s
-                .get()
-                .or(self.mhs_30s.get())
-                .or(self.mhs_1m.get())
-                .map(|m| m / 1e6)
-        })
-    }
-
-    /// Average hashrate in TH/s.
-    pub fn hashrate_avg_ths(&self) -> Option<f64> {
-        self.ghs_av
-            .get()
-            .map(|g| g / 1e3)
-            .or_else(|| self.mhs_av.get().map(|m| m / 1e6))
-    }
-}
-
-/// One `POOLS` entry (§1.8).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct PoolEntry {
-    /// Position in the pool list.
-    #[serde(rename = "POOL", default)]
-    pub pool: Num,
-    /// Stratum URL.
-    #[serde(rename = "URL", default)]
-    pub url: Text,
-    /// `Alive`, `Dead`, `Disabled`.
-    #[serde(rename = "Status", default)]
-    pub status: Text,
-    /// 0 = first priority.
-    #[serde(rename = "Priority", default)]
-    pub priority: Num,
-    /// Worker name.
-    #[serde(rename = "User", default)]
-    pub user: Text,
-    /// Accepted shares.
-    #[serde(rename = "Accepted", default)]
-    pub accepted: Num,
-    /// Rejected shares.
-    #[serde(rename = "Rejected", default)]
-    pub rejected: Num,
-    /// Stale shares.
-    #[serde(rename = "Stale", default)]
-    pub stale: Num,
-    /// This pool is the one receiving work.
-    #[serde(rename = "Stratum Active", default)]
-    pub stratum_active: Flag,
-}
-
-/// Normalises a `POOLS` list; the active pool is the one with `Stratum Active`, else the
-/// lowest-priority-number pool that is alive (§1.8).
-pub fn pools_from(entries: &[PoolEntry]) -> Vec<PoolSnapshot> {
-    let mut pools: Vec<PoolSnapshot> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, p)| PoolSnapshot {
-            index: p.pool.as_u32().unwrap_or(i as u32),
-            url: p.url.trimmed().to_string(),
-            user: p.user.trimmed().to_string(),
-            status: match p.status.trimmed().to_ascii_lowercase().as_str() {
-                "alive" => PoolStatus::Alive,
-                "dead" | "sick" => PoolStatus::Dead,
-                "disabled" => PoolStatus::Disabled,
-                _ => PoolStatus::Unknown,
-            },
-            accepted: p.accepted.as_u64().unwrap_or(0),
-            rejected: p.rejected.as_u64().unwrap_or(0),
-            stale: p.stale.as_u64().unwrap_or(0),
-            active: p.stratum_active.0 == Some(true),
-        })
-        .collect();
-    if !pools.iter().any(|p| p.active) {
-        let best = entries
-            .iter()
-            .zip(pools.iter())
-            .enumerate()
-            .filter(|(_, (_, p))| p.status == PoolStatus::Alive)
-            .min_by_key(|(i, (e, _))| e.priority.as_u64().unwrap_or(*i as u64))
-            .map(|(i, _)| i);
-        if let Some(i) = best {
-            pools[i].active = true;
-        }
-    }
-    // The list order is the priority order the operator set: sort by Priority when given.
-    let mut order: Vec<usize> = (0..pools.len()).collect();
-    order.sort_by_key(|&i| {
-        entries
-            .get(i)
-            .and_then(|e| e.priority.as_u64())
-            .unwrap_or(i as u64)
-    });
-    order
-        .into_iter()
-        .filter_map(|i| pools.get(i).cloned())
-        .collect()
-}
 
 /// The `MM ID` strings and `HBinfo` of one `STATS` entry; every other key is skipped unparsed.
 #[derive(Debug, Clone, Default)]
@@ -161,63 +33,9 @@ pub struct StatsEntry {
 
 impl<'de> Deserialize<'de> for StatsEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StatsEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a STATS object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatsEntry, A::Error> {
-                let mut out = StatsEntry::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key.starts_with("MM ID") || key == "HBinfo" {
-                        let value: Text = map.next_value()?;
-                        out.strings.push((key.into_owned(), value.0));
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<StatsEntry, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StatsEntry::default())
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<StatsEntry, E> {
-                Ok(StatsEntry::default())
-            }
-        }
-        d.deserialize_any(V)
+        let strings = deserialize_kept_text(d, |key| key.starts_with("MM ID") || key == "HBinfo")?;
+        Ok(StatsEntry { strings })
     }
-}
-
-/// A `summary` reply.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct SummaryReply {
-    /// The reply's STATUS.
-    #[serde(rename = "STATUS", default)]
-    pub status: OneOrFirst<StatusEntry>,
-    /// The summary.
-    #[serde(rename = "SUMMARY", default)]
-    pub summary: OneOrFirst<SummaryEntry>,
 }
 
 /// A `stats` / `estats` reply.
@@ -229,17 +47,6 @@ pub struct StatsReply {
     /// One entry per device / pool; Avalon puts the `MM ID` strings in the first.
     #[serde(rename = "STATS", default)]
     pub stats: Vec<StatsEntry>,
-}
-
-/// A `pools` reply.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct PoolsReply {
-    /// The reply's STATUS.
-    #[serde(rename = "STATUS", default)]
-    pub status: OneOrFirst<StatusEntry>,
-    /// Configured pools.
-    #[serde(rename = "POOLS", default)]
-    pub pools: Vec<PoolEntry>,
 }
 
 /// The reply to [`POLL_COMMAND`]: each member wrapped in a one-element list (§1.4). A firmware
@@ -465,7 +272,7 @@ pub fn modules_from(stats: &[StatsEntry]) -> Vec<ModuleStats> {
 /// Builds the snapshot from the parts of a poll. `partial` says the reply was cut or repaired
 /// with loss; `now_ms` is the poll time.
 pub fn snapshot_from(
-    summary: Option<&SummaryEntry>,
+    summary: Option<&Summary>,
     modules: &[ModuleStats],
     pools: &[PoolEntry],
     partial: bool,
@@ -478,10 +285,10 @@ pub fn snapshot_from(
     };
     s.hashrate_ths = sum(|m| m.ghs_now)
         .map(|g| g / 1e3)
-        .or_else(|| summary.and_then(SummaryEntry::hashrate_now_ths));
+        .or_else(|| summary.and_then(|x| x.hashrate_ths().0));
     s.hashrate_avg_ths = sum(|m| m.ghs_avg)
         .map(|g| g / 1e3)
-        .or_else(|| summary.and_then(SummaryEntry::hashrate_avg_ths));
+        .or_else(|| summary.and_then(|x| x.hashrate_ths().1));
     s.expected_hashrate_ths = sum(|m| m.ghs_nominal).map(|g| g / 1e3).filter(|t| *t > 0.0);
 
     for m in modules {
@@ -523,7 +330,7 @@ pub fn snapshot_from(
                 .filter_map(|m| m.hw_errors)
                 .reduce(|a, b| a + b)
         });
-    s.pools = pools_from(pools);
+    s.pools = pools_snapshot(pools);
 
     if let Some(w) = sum(|m| m.wall_power_w) {
         s.power_w = Some(w);
@@ -540,7 +347,7 @@ pub fn snapshot_from(
 
     health::mark_dead_boards(&mut s);
     let sleeping = modules.iter().any(ModuleStats::is_soft_off);
-    s.status = health::classify(&s, sleeping);
+    s.status = health::classify(&s, sleeping, &StatusRules::AVALON_LUXOS);
     s
 }
 
@@ -602,16 +409,8 @@ pub fn parse_poll(raw: &[u8], now_ms: i64) -> Result<Option<MinerSnapshot>, Driv
     let decoded = decode::<PollReply>(raw)?;
     let reply = decoded.value;
     if !reply.is_multi() {
-        return match reply.status.get() {
-            Some(st) if st.is_error() => match check_status(Some(st)) {
-                Err(auth @ DriverError::Auth(_)) => Err(auth),
-                _ => Ok(None),
-            },
-            _ => Err(DriverError::Malformed(format!(
-                "poll reply has no summary or stats: {}",
-                crate::cgminer::reply::excerpt(raw)
-            ))),
-        };
+        crate::cgminer::multi_refusal_strict(reply.status.get(), raw)?;
+        return Ok(None);
     }
     let summary = reply.summary.into_inner().unwrap_or_default();
     check_status(summary.status.get())?;
@@ -634,7 +433,7 @@ pub fn parse_poll(raw: &[u8], now_ms: i64) -> Result<Option<MinerSnapshot>, Driv
 }
 
 /// Parses a single `summary` reply (single-command fallback).
-pub fn parse_summary(raw: &[u8]) -> Result<(Option<SummaryEntry>, bool), DriverError> {
+pub fn parse_summary(raw: &[u8]) -> Result<(Option<Summary>, bool), DriverError> {
     let d = decode::<SummaryReply>(raw)?;
     check_status(d.value.status.get())?;
     Ok((d.value.summary.into_inner(), d.truncated))
@@ -651,5 +450,5 @@ pub fn parse_stats(raw: &[u8]) -> Result<(Vec<ModuleStats>, bool), DriverError> 
 pub fn parse_pools(raw: &[u8]) -> Result<(Vec<PoolEntry>, bool), DriverError> {
     let d = decode::<PoolsReply>(raw)?;
     check_status(d.value.status.get())?;
-    Ok((d.value.pools, d.truncated))
+    Ok((d.value.pools.0, d.truncated))
 }

@@ -6,17 +6,14 @@
 pub mod control;
 pub mod parse;
 
-use crate::cgminer::SingleCommandDevices;
 use crate::cgminer::control::request;
 use crate::cgminer::reply::decode;
+use crate::cgminer::{DeviceSet, SingleCommandDevices};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
 use crate::target::Target;
 use async_trait::async_trait;
 use hashmesh_core::{Command, DeviceIdentity, MinerSnapshot};
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::Mutex;
 
 /// The poll's multi-command.
 pub const POLL_COMMAND: &str = "summary+pools+devs+devdetails+fans+temps+tunerstatus";
@@ -27,32 +24,13 @@ pub struct BraiinsDriver {
     single: SingleCommandDevices,
     /// Devices this driver paused: a paused bosminer reports zero hashrate but, on some
     /// versions, no paused state over this API, so this tells sleeping from failed.
-    paused: Mutex<HashSet<SocketAddr>>,
+    paused: DeviceSet,
 }
 
 impl BraiinsDriver {
     /// A driver with no per-device memory yet.
     pub fn new() -> Self {
         BraiinsDriver::default()
-    }
-
-    fn paused_by_us(&self, addr: SocketAddr) -> bool {
-        match self.paused.lock() {
-            Ok(set) => set.contains(&addr),
-            Err(poisoned) => poisoned.into_inner().contains(&addr),
-        }
-    }
-
-    fn set_paused(&self, addr: SocketAddr, paused: bool) {
-        let mut set = match self.paused.lock() {
-            Ok(set) => set,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if paused {
-            set.insert(addr);
-        } else {
-            set.remove(&addr);
-        }
     }
 
     async fn poll_single(
@@ -124,7 +102,7 @@ impl Driver for BraiinsDriver {
 
     async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
         let addr = target.rpc_addr();
-        let paused = self.paused_by_us(addr);
+        let paused = self.paused.contains(addr);
         if !self.single.contains(addr) {
             let raw = request(target, POLL_COMMAND, None).await?;
             if let Some(snap) = parse::parse_braiins_multi(&raw, crate::now_unix_ms(), paused)? {
@@ -139,8 +117,8 @@ impl Driver for BraiinsDriver {
     async fn send(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
         let ack = control::send_rpc(target, command).await?;
         match command {
-            Command::Sleep => self.set_paused(target.rpc_addr(), true),
-            Command::Wake => self.set_paused(target.rpc_addr(), false),
+            Command::Sleep => self.paused.insert(target.rpc_addr()),
+            Command::Wake => self.paused.remove(target.rpc_addr()),
             _ => {}
         }
         Ok(ack)

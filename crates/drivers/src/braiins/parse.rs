@@ -4,15 +4,15 @@
 
 use crate::cgminer::parse::{
     DevDetailsReply, DevsReply, PoolsReply, SummaryReply, VersionReply, classify, cut_at_cap,
-    pools_snapshot, sum_some, temp_c,
+    pools_snapshot, snapshot_from_summary, sum_some, temp_c,
 };
 use crate::cgminer::reply::{
     Decoded, List, Num, OneOrFirst, StatusEntry, Text, check_status, decode,
 };
 use crate::error::DriverError;
 use hashmesh_core::{
-    BoardSnapshot, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, MinerSnapshot, MinerStatus,
-    Model, PowerSource, Vendor,
+    BoardSnapshot, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, MinerSnapshot, Model,
+    PowerSource, Vendor,
 };
 use serde::Deserialize;
 
@@ -158,21 +158,7 @@ pub fn braiins_snapshot(
     paused_by_us: bool,
     partial: bool,
 ) -> Result<MinerSnapshot, DriverError> {
-    let summary_reply = parts
-        .summary
-        .ok_or_else(|| DriverError::Malformed("reply has no summary".into()))?;
-    check_status(summary_reply.status.get())?;
-    let s = summary_reply
-        .summary
-        .get()
-        .ok_or_else(|| DriverError::Malformed("summary reply has no SUMMARY record".into()))?;
-    let mut snap = MinerSnapshot::empty(time_unix_ms, MinerStatus::Mining);
-    snap.partial = partial || cut_at_cap(summary_reply.id);
-    let (now, avg) = s.hashrate_ths();
-    snap.hashrate_ths = now;
-    snap.hashrate_avg_ths = avg;
-    snap.uptime_s = s.elapsed_s.as_u64();
-    snap.hardware_errors = s.hardware_errors.as_u64();
+    let mut snap = snapshot_from_summary(time_unix_ms, parts.summary, partial)?;
 
     if let Some(p) = parts.pools {
         check_status(p.status.get())?;
@@ -230,14 +216,11 @@ pub fn braiins_snapshot(
     let hashing = snap.hashrate_ths.is_some_and(|h| h > 0.0);
     let sleeping = paused_state || (paused_by_us && !hashing);
     if !sleeping {
-        let others_hash = snap
-            .boards
-            .iter()
-            .any(|b| b.hashrate_ths.is_some_and(|h| h > 0.0));
+        // A board with no working chips is dead even when no other board hashes.
         for b in &mut snap.boards {
-            b.failed |= b.chips_working == Some(0)
-                || (others_hash && b.hashrate_ths.is_some_and(|h| h <= 0.0));
+            b.failed |= b.chips_working == Some(0);
         }
+        crate::health::mark_dead_boards(&mut snap);
     }
     snap.derive_efficiency();
     snap.status = classify(&snap, sleeping);

@@ -83,6 +83,22 @@ pub async fn restart(target: &Target) -> Result<Ack, DriverError> {
     }
 }
 
+/// Whether an exchange error means the device closed the socket without a reply, as some
+/// firmwares do on `restart`, reboot or soft-on: the caller records a silent ack and lets the
+/// read-back decide.
+pub fn closed_without_reply(e: &DriverError) -> bool {
+    match e {
+        DriverError::Malformed(m) => m == "empty reply",
+        DriverError::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
 /// Reads the pool list.
 pub async fn read_pools(target: &Target) -> Result<Vec<PoolEntry>, DriverError> {
     let raw = request(target, "pools", None).await?;
@@ -99,10 +115,36 @@ fn same_pool(p: &PoolEntry, want: &PoolConfig) -> bool {
     p.url.trimmed() == want.url.trim() && p.user.0 == want.user
 }
 
-/// Replaces the pool list with `wanted` (first = highest priority) using cgminer's pool commands:
-/// add the missing pools, order them with `poolpriority`, switch to the first, then remove the
-/// pools that are not wanted (highest number first, since cgminer renumbers after a removal).
+/// How pool writes are sent: cgminer's `addpool` / `switchpool` / `removepool`, plus
+/// `poolpriority` where the firmware has it (cgminer, Avalon, Antminer, Braiins OS do; LuxOS
+/// documents no such command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolWrites {
+    /// Order the wanted pools with `poolpriority`.
+    pub use_poolpriority: bool,
+}
+
+/// Replaces the pool list with `wanted` (first = highest priority) using cgminer's pool commands,
+/// `poolpriority` included ([`set_pools_with`]).
 pub async fn set_pools(target: &Target, wanted: &[PoolConfig]) -> Result<Ack, DriverError> {
+    set_pools_with(
+        target,
+        wanted,
+        PoolWrites {
+            use_poolpriority: true,
+        },
+    )
+    .await
+}
+
+/// Replaces the pool list with `wanted` (first = highest priority): add the missing pools,
+/// order them with `poolpriority` (when `how` allows), switch to the first, then remove the
+/// pools that are not wanted (highest number first, since cgminer renumbers after a removal).
+pub async fn set_pools_with(
+    target: &Target,
+    wanted: &[PoolConfig],
+    how: PoolWrites,
+) -> Result<Ack, DriverError> {
     if wanted.is_empty() {
         return Err(DriverError::Rejected(
             "refusing to set an empty pool list".into(),
@@ -137,7 +179,9 @@ pub async fn set_pools(target: &Target, wanted: &[PoolConfig]) -> Result<Ack, Dr
         }
     }
     let ids: Vec<String> = order.iter().map(u64::to_string).collect();
-    command(target, "poolpriority", Some(&ids.join(","))).await?;
+    if how.use_poolpriority {
+        command(target, "poolpriority", Some(&ids.join(","))).await?;
+    }
     if let Some(first) = order.first() {
         command(target, "switchpool", Some(&first.to_string())).await?;
     }
@@ -150,12 +194,21 @@ pub async fn set_pools(target: &Target, wanted: &[PoolConfig]) -> Result<Ack, Dr
     for id in &unwanted {
         command(target, "removepool", Some(&id.to_string())).await?;
     }
+    let ordered = if how.use_poolpriority {
+        "priority"
+    } else {
+        "switched to"
+    };
     Ok(Ack {
         message: format!(
-            "pools set: {} added, {} removed, priority {}",
+            "pools set: {} added, {} removed, {ordered} {}",
             added,
             unwanted.len(),
-            ids.join(",")
+            if how.use_poolpriority {
+                ids.join(",")
+            } else {
+                order.first().map(u64::to_string).unwrap_or_default()
+            }
         ),
         silent: false,
     })

@@ -24,28 +24,39 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-/// Devices that do not answer multi-command requests (`summary+pools`), remembered so their
-/// later polls go straight to single commands (PROTOCOLS.md §1.4).
+/// A set of devices (by RPC address) a driver remembers something about, shared safely between
+/// concurrent polls; a poisoned lock still gives its data (a set of addresses cannot be left
+/// half-written).
 #[derive(Debug, Default)]
-pub struct SingleCommandDevices(Mutex<HashSet<SocketAddr>>);
+pub struct DeviceSet(Mutex<HashSet<SocketAddr>>);
 
-impl SingleCommandDevices {
-    /// Whether `addr` needs single commands.
-    pub fn contains(&self, addr: SocketAddr) -> bool {
+impl DeviceSet {
+    fn with<R>(&self, f: impl FnOnce(&mut HashSet<SocketAddr>) -> R) -> R {
         match self.0.lock() {
-            Ok(set) => set.contains(&addr),
-            Err(poisoned) => poisoned.into_inner().contains(&addr),
+            Ok(mut set) => f(&mut set),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
         }
     }
 
-    /// Remembers that `addr` needs single commands.
+    /// Whether `addr` is in the set.
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.with(|set| set.contains(&addr))
+    }
+
+    /// Adds `addr`.
     pub fn insert(&self, addr: SocketAddr) {
-        match self.0.lock() {
-            Ok(mut set) => set.insert(addr),
-            Err(poisoned) => poisoned.into_inner().insert(addr),
-        };
+        self.with(|set| set.insert(addr));
+    }
+
+    /// Removes `addr`.
+    pub fn remove(&self, addr: SocketAddr) {
+        self.with(|set| set.remove(&addr));
     }
 }
+
+/// Devices that do not answer multi-command requests (`summary+pools`), remembered so their
+/// later polls go straight to single commands (PROTOCOLS.md §1.4).
+pub type SingleCommandDevices = DeviceSet;
 
 /// What a multi-command reply without the expected sections means: access denied is an error
 /// to report; anything else (Code 14 invalid command, a fork answering only one command) means
@@ -54,6 +65,22 @@ pub fn multi_refusal(status: Option<&StatusEntry>) -> Result<(), DriverError> {
     match status {
         Some(s) if s.code() == Some(CODE_ACCESS_DENIED) => Err(DriverError::Auth(s.msg.0.clone())),
         _ => Ok(()),
+    }
+}
+
+/// [`multi_refusal`] for forks that always refuse a multi-command with an error STATUS (Avalon,
+/// LuxOS): `Ok` means fall back to single commands; access denied is `Auth`; a reply with
+/// neither the sections nor an error STATUS is `Malformed` (`raw` quoted in the message).
+pub fn multi_refusal_strict(status: Option<&StatusEntry>, raw: &[u8]) -> Result<(), DriverError> {
+    match status {
+        Some(s) if s.is_error() => match reply::check_status(Some(s)) {
+            Err(auth @ DriverError::Auth(_)) => Err(auth),
+            _ => Ok(()),
+        },
+        _ => Err(DriverError::Malformed(format!(
+            "poll reply has no summary or stats: {}",
+            reply::excerpt(raw)
+        ))),
     }
 }
 

@@ -12,12 +12,6 @@ use hashmesh_core::{
 };
 use serde::Deserialize;
 
-/// Seconds after start during which a low hashrate is not yet a problem (chips still tuning).
-pub const WARM_UP_S: u64 = 600;
-
-/// Below this share of the expected hashrate a warmed-up miner counts as degraded.
-pub const LOW_HASHRATE_RATIO: f64 = 0.8;
-
 /// `VERSION[0]`: the miner software and, on vendor firmwares, the hardware type.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct VersionEntry {
@@ -61,7 +55,7 @@ pub struct VersionReply {
     pub version: OneOrFirst<VersionEntry>,
 }
 
-/// `SUMMARY[0]`, with both cgminer's MH/s keys and bmminer's GH/s keys.
+/// `SUMMARY[0]`, with both cgminer's MH/s keys and the GH/s keys of bmminer and LUXminer.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Summary {
     /// Seconds since the mining process started.
@@ -76,6 +70,9 @@ pub struct Summary {
     /// 20-second rate (BFGMiner's log interval), MH/s.
     #[serde(rename = "MHS 20s", default)]
     pub mhs_20s: Num,
+    /// 30-second rate, MH/s (Canaan's shortest window on some Avalon builds).
+    #[serde(rename = "MHS 30s", default)]
+    pub mhs_30s: Num,
     /// 1-minute rate, MH/s.
     #[serde(rename = "MHS 1m", default)]
     pub mhs_1m: Num,
@@ -114,6 +111,7 @@ impl Summary {
         let mhs_now = [
             self.mhs_5s,
             self.mhs_20s,
+            self.mhs_30s,
             self.mhs_1m,
             self.mhs_5m,
             self.mhs_15m,
@@ -388,36 +386,12 @@ pub fn pool_status(s: &str) -> PoolStatus {
     }
 }
 
-/// The overall status from a filled snapshot, by the rules every family shares: Sleeping when
-/// the firmware says so; Error when it answers but does not hash; Degraded for a dead board, a
-/// stopped fan, no alive pool, or a warmed-up hashrate below 80 % of expected; else Mining.
+/// The overall status from a filled snapshot by the shared rules ([`crate::health`]) with the
+/// cgminer family's parameters: Sleeping when the firmware says so; Error when it answers but
+/// does not hash; Degraded for a dead board, a stopped fan, no alive pool, or a warmed-up
+/// hashrate below 80 % of expected; else Mining.
 pub fn classify(snap: &MinerSnapshot, sleeping: bool) -> MinerStatus {
-    if sleeping {
-        return MinerStatus::Sleeping;
-    }
-    let hashing = snap.hashrate_ths.is_some_and(|h| h > 0.0)
-        || snap
-            .boards
-            .iter()
-            .any(|b| b.hashrate_ths.is_some_and(|h| h > 0.0));
-    if !hashing {
-        return MinerStatus::Error;
-    }
-    let board_down = snap.boards.iter().any(|b| {
-        b.failed || b.chips_working == Some(0) || b.hashrate_ths.is_some_and(|h| h <= 0.0)
-    });
-    let fan_down = snap.fans_rpm.contains(&0);
-    let no_pool = !snap.pools.iter().any(|p| p.status == PoolStatus::Alive);
-    let warmed = snap.uptime_s.is_some_and(|u| u >= WARM_UP_S);
-    let low = match (snap.hashrate_ths, snap.expected_hashrate_ths) {
-        (Some(h), Some(e)) if warmed && e > 0.0 => h < LOW_HASHRATE_RATIO * e,
-        _ => false,
-    };
-    if board_down || fan_down || no_pool || low {
-        MinerStatus::Degraded
-    } else {
-        MinerStatus::Mining
-    }
+    crate::health::classify(snap, sleeping, &crate::health::StatusRules::CGMINER)
 }
 
 /// Marks a reply cut at an old API's size cap (`"id":0`, §1.6).
@@ -496,12 +470,12 @@ pub fn cgminer_identity(
     })
 }
 
-/// The generic cgminer snapshot from the three sections (any may be missing).
-pub fn cgminer_snapshot(
+/// A snapshot begun from the `summary` section every fork sends: hashrates, uptime, hardware
+/// errors, and `partial` (also set when the section was cut at the size cap). A missing section
+/// or record is `Malformed`; an error STATUS is its error.
+pub fn snapshot_from_summary(
     time_unix_ms: i64,
     summary: Option<&SummaryReply>,
-    pools: Option<&PoolsReply>,
-    devs: Option<&DevsReply>,
     partial: bool,
 ) -> Result<MinerSnapshot, DriverError> {
     let summary_reply =
@@ -518,6 +492,18 @@ pub fn cgminer_snapshot(
     snap.uptime_s = s.elapsed_s.as_u64();
     snap.hardware_errors = s.hardware_errors.as_u64();
     snap.partial = partial || cut_at_cap(summary_reply.id);
+    Ok(snap)
+}
+
+/// The generic cgminer snapshot from the three sections (any may be missing).
+pub fn cgminer_snapshot(
+    time_unix_ms: i64,
+    summary: Option<&SummaryReply>,
+    pools: Option<&PoolsReply>,
+    devs: Option<&DevsReply>,
+    partial: bool,
+) -> Result<MinerSnapshot, DriverError> {
+    let mut snap = snapshot_from_summary(time_unix_ms, summary, partial)?;
     if let Some(p) = pools {
         if crate::cgminer::reply::check_status(p.status.get()).is_ok() {
             snap.pools = pools_snapshot(&p.pools);

@@ -161,7 +161,7 @@ impl<'a> Repairer<'a> {
                     self.pos += 1;
                 }
                 b'"' => {
-                    let key = self.before_string();
+                    let key = self.before_token();
                     self.string(key);
                 }
                 c if is_word_byte(c) => self.word(),
@@ -459,8 +459,9 @@ impl<'a> Repairer<'a> {
         }
     }
 
-    /// Prepares for a string; returns true if it is an object key.
-    fn before_string(&mut self) -> bool {
+    /// Prepares for a string or bare word, inserting a missing comma or colon; returns true if
+    /// it stands where an object key belongs.
+    fn before_token(&mut self) -> bool {
         let Some(f) = self.stack.last().copied() else {
             return false;
         };
@@ -597,7 +598,7 @@ impl<'a> Repairer<'a> {
         // At the end of the buffer a word may have been cut (`54` of `5400`): not complete.
         let complete = end < bytes.len();
         let word = &self.src[start..end];
-        let is_key = self.before_word();
+        let is_key = self.before_token();
         let start_len = self.out.len();
         if is_key {
             // An unquoted key (`{id:1}`): quote it.
@@ -619,30 +620,6 @@ impl<'a> Repairer<'a> {
         } else {
             self.out.truncate(start_len);
             self.truncated = true;
-        }
-    }
-
-    /// Prepares for a bare word; returns true if it stands where a key belongs.
-    fn before_word(&mut self) -> bool {
-        let Some(f) = self.stack.last().copied() else {
-            return false;
-        };
-        match (f.kind, f.expect) {
-            (Kind::Object, Expect::KeyOrEnd | Expect::Key) => true,
-            (Kind::Object, Expect::Next) => {
-                self.out.push(',');
-                true
-            }
-            (Kind::Object, Expect::Colon) => {
-                self.out.push(':');
-                false
-            }
-            (Kind::Object, Expect::Value) => false,
-            (Kind::Array, Expect::Next) => {
-                self.out.push(',');
-                false
-            }
-            (Kind::Array, _) => false,
         }
     }
 

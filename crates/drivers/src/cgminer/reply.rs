@@ -172,6 +172,58 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+/// Reads one JSON object as the `(key, value as text)` pairs of the keys `keep` selects, in
+/// reply order, skipping every other value unparsed: vendor `STATS` records carry hundreds of
+/// keys of which a parser wants a few. A list, scalar or `null` instead of an object gives no
+/// pairs rather than failing the whole reply.
+pub fn deserialize_kept_text<'de, D: Deserializer<'de>>(
+    d: D,
+    keep: fn(&str) -> bool,
+) -> Result<Vec<(String, String)>, D::Error> {
+    struct V(fn(&str) -> bool);
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if (self.0)(&key) {
+                    let value: Text = map.next_value()?;
+                    out.push((key.into_owned(), value.0));
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(V(keep))
+}
+
 /// A boolean that may arrive as `true`, `"true"`, `"Y"`, `1`; anything unrecognised is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flag(pub Option<bool>);

@@ -5,28 +5,27 @@
 //! Reads: `version+config` for identity; one multi-command connection per poll, falling back to
 //! single commands (remembered per device). Writes: `logon`/`session` then `curtail`, `ledset`,
 //! `rebootdevice`, `resetminer`, `profileset` with the session id first, then `logoff`; pools
-//! through cgminer pool commands, which need no session ([`control`]).
+//! through cgminer pool commands, which need no session ([`crate::cgminer::control`]).
 
 pub mod control;
 pub mod parse;
 
-use crate::avalon::control::{PoolWrites, request_ok, set_pools};
-use crate::cgminer::proto::{exchange, json_request};
+use crate::cgminer::SingleCommandDevices;
+use crate::cgminer::control::{
+    self as control_rpc, PoolWrites, closed_without_reply, request, set_pools_with,
+};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
 use crate::target::Target;
 use crate::verify::{self, Verdict, VerifyPolicy};
 use async_trait::async_trait;
 use hashmesh_core::{Command, CommandOutcome, CommandResult, DeviceIdentity, MinerSnapshot};
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::Mutex;
 
 /// Driver for miners running LuxOS.
 #[derive(Debug, Default)]
 pub struct LuxosDriver {
     /// Devices that refused the multi-command poll and get single commands instead.
-    single_command: Mutex<HashSet<SocketAddr>>,
+    single_command: SingleCommandDevices,
 }
 
 impl LuxosDriver {
@@ -35,25 +34,9 @@ impl LuxosDriver {
         LuxosDriver::default()
     }
 
-    fn uses_single_commands(&self, addr: SocketAddr) -> bool {
-        self.single_command
-            .lock()
-            .map(|s| s.contains(&addr))
-            .unwrap_or(false)
-    }
-
-    fn remember_single_commands(&self, addr: SocketAddr) {
-        if let Ok(mut s) = self.single_command.lock() {
-            s.insert(addr);
-        }
-    }
-
     /// The poll as single requests; only `summary` is required, the rest are best effort.
     async fn poll_single(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
-        let addr = target.rpc_addr();
-        let t = &target.timeouts;
-        let get =
-            |cmd: &'static str| async move { exchange(addr, &json_request(cmd, None), t).await };
+        let get = |cmd: &'static str| async move { request(target, cmd, None).await };
         let (summary, cut) = parse::parse_single::<parse::SummaryReply>(&get("summary").await?)?;
         let mut parts = parse::PollParts {
             summary: summary.summary.into_inner(),
@@ -71,7 +54,7 @@ impl LuxosDriver {
             };
         }
         optional!("stats", parse::StatsReply, |r| parts.stats = r.stats);
-        optional!("pools", parse::PoolsReply, |r| parts.pools = r.pools);
+        optional!("pools", parse::PoolsReply, |r| parts.pools = r.pools.0);
         optional!("power", parse::PowerReply, |r| parts.power =
             r.power.into_inner());
         optional!("fans", parse::FansReply, |r| parts.fans = r.fans);
@@ -93,18 +76,9 @@ impl LuxosDriver {
         let addr = target.rpc_addr();
         let t = &target.timeouts;
         let session = control::open_session(addr, t).await?;
-        let result = request_ok(
-            addr,
-            command,
-            Some(&control::session_param(&session.id, args)),
-            t,
-        )
-        .await;
-        let result = match result {
-            Ok(message) => Ok(Ack {
-                message,
-                silent: false,
-            }),
+        let param = control::session_param(&session.id, args);
+        let result = match control_rpc::command(target, command, Some(&param)).await {
+            Ok(ack) => Ok(ack),
             // Reboots may drop the connection before answering; the read-back decides.
             Err(e) if command == "rebootdevice" && closed_without_reply(&e) => Ok(Ack {
                 message: "rebootdevice: connection closed without a reply".into(),
@@ -121,19 +95,6 @@ impl LuxosDriver {
         let mut ack = self.with_session(target, "profileset", &[profile]).await?;
         ack.message = format!("profile {profile}: {}", ack.message);
         Ok(ack)
-    }
-}
-
-fn closed_without_reply(e: &DriverError) -> bool {
-    match e {
-        DriverError::Malformed(m) => m == "empty reply",
-        DriverError::Io(io) => matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::UnexpectedEof
-        ),
-        _ => false,
     }
 }
 
@@ -156,35 +117,24 @@ impl Driver for LuxosDriver {
     }
 
     async fn identify(&self, target: &Target) -> Result<DeviceIdentity, DriverError> {
-        let addr = target.rpc_addr();
-        let raw = exchange(
-            addr,
-            &json_request(parse::IDENTIFY_COMMAND, None),
-            &target.timeouts,
-        )
-        .await?;
+        let raw = request(target, parse::IDENTIFY_COMMAND, None).await?;
         match parse::parse_identity(&raw) {
             Ok(id) => Ok(id),
             // Without multi-command support, `version` alone still names model and build.
-            Err(DriverError::Malformed(_) | DriverError::Rejected(_)) => parse::parse_identity(
-                &exchange(addr, &json_request("version", None), &target.timeouts).await?,
-            ),
+            Err(DriverError::Malformed(_) | DriverError::Rejected(_)) => {
+                parse::parse_identity(&request(target, "version", None).await?)
+            }
             Err(e) => Err(e),
         }
     }
 
     async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
         let addr = target.rpc_addr();
-        if !self.uses_single_commands(addr) {
-            let raw = exchange(
-                addr,
-                &json_request(parse::POLL_COMMAND, None),
-                &target.timeouts,
-            )
-            .await?;
+        if !self.single_command.contains(addr) {
+            let raw = request(target, parse::POLL_COMMAND, None).await?;
             match parse::parse_poll(&raw, crate::now_unix_ms())? {
                 Some(snapshot) => return Ok(snapshot),
-                None => self.remember_single_commands(addr),
+                None => self.single_command.insert(addr),
             }
         }
         self.poll_single(target).await
@@ -224,20 +174,12 @@ impl Driver for LuxosDriver {
                 let name = p.name.trimmed().to_string();
                 self.profileset(target, &name).await
             }
+            // LuxOS documents no `poolpriority`: the pools are added in order instead.
             Command::SetPools { pools } => {
-                let message = set_pools(
-                    addr,
-                    t,
-                    pools,
-                    PoolWrites {
-                        use_poolpriority: false,
-                    },
-                )
-                .await?;
-                Ok(Ack {
-                    message,
-                    silent: false,
-                })
+                let how = PoolWrites {
+                    use_poolpriority: false,
+                };
+                set_pools_with(target, pools, how).await
             }
         }
     }

@@ -4,19 +4,20 @@
 //! Pure functions on raw reply bytes, `pub` for the table tests and fuzz targets. LUXminer uses
 //! GH/s keys (`GHS 5s`, `chain_rateN` with `rate_unit`); `power` Watts is measured at the PSU.
 
-use crate::avalon::health;
-use crate::avalon::parse::{PoolEntry, SummaryEntry, pools_from};
+use crate::cgminer::parse::{PoolEntry, Summary, pools_snapshot};
+pub use crate::cgminer::parse::{PoolsReply, SummaryReply};
 use crate::cgminer::reply::{
-    Num, OneOrFirst, StatusEntry, Text, check_status, decode, excerpt, parse_num,
+    Num, OneOrFirst, StatusEntry, Text, check_status, decode, deserialize_kept_text, excerpt,
+    parse_num,
 };
 use crate::error::DriverError;
+use crate::health::{self, StatusRules};
 use hashmesh_core::{
     BoardSnapshot, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, MinerSnapshot, MinerStatus,
     Model, PowerMode, PowerSource, Vendor,
 };
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::fmt;
+use serde::de::Deserializer;
 
 /// The poll request: every report the snapshot needs on one connection (§1.4).
 pub const POLL_COMMAND: &str = "summary+stats+pools+power+fans+temps+config+profiles";
@@ -69,51 +70,8 @@ fn keep_stats_key(k: &str) -> bool {
 
 impl<'de> Deserialize<'de> for ChainStats {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ChainStats;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a STATS object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChainStats, A::Error> {
-                let mut out = ChainStats::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if keep_stats_key(&key) {
-                        let value: Text = map.next_value()?;
-                        out.fields.push((key.into_owned(), value.0));
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<ChainStats, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ChainStats::default())
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<ChainStats, E> {
-                Ok(ChainStats::default())
-            }
-        }
-        d.deserialize_any(V)
+        let fields = deserialize_kept_text(d, keep_stats_key)?;
+        Ok(ChainStats { fields })
     }
 }
 
@@ -218,12 +176,8 @@ macro_rules! reply_struct {
     };
 }
 
-reply_struct!(/// A `summary` reply.
-    SummaryReply, "SUMMARY", summary: OneOrFirst<SummaryEntry>);
 reply_struct!(/// A `stats` reply.
     StatsReply, "STATS", stats: Vec<ChainStats>);
-reply_struct!(/// A `pools` reply.
-    PoolsReply, "POOLS", pools: Vec<PoolEntry>);
 reply_struct!(/// A `power` reply.
     PowerReply, "POWER", power: OneOrFirst<PowerEntry>);
 reply_struct!(/// A `fans` reply.
@@ -298,7 +252,7 @@ pub struct IdentifyReply {
 #[derive(Debug, Clone, Default)]
 pub struct PollParts {
     /// `SUMMARY[0]`.
-    pub summary: Option<SummaryEntry>,
+    pub summary: Option<Summary>,
     /// `STATS` entries.
     pub stats: Vec<ChainStats>,
     /// `POOLS`.
@@ -323,16 +277,8 @@ pub fn parse_poll_parts(raw: &[u8]) -> Result<Option<PollParts>, DriverError> {
     let decoded = decode::<PollReply>(raw)?;
     let r = decoded.value;
     if r.summary.get().is_none() && r.stats.get().is_none() {
-        return match r.status.get() {
-            Some(st) if st.is_error() => match check_status(Some(st)) {
-                Err(auth @ DriverError::Auth(_)) => Err(auth),
-                _ => Ok(None),
-            },
-            _ => Err(DriverError::Malformed(format!(
-                "poll reply has no summary or stats: {}",
-                excerpt(raw)
-            ))),
-        };
+        crate::cgminer::multi_refusal_strict(r.status.get(), raw)?;
+        return Ok(None);
     }
     let summary = r.summary.into_inner().unwrap_or_default();
     check_status(summary.status.get())?;
@@ -376,7 +322,7 @@ pub fn parse_poll_parts(raw: &[u8]) -> Result<Option<PollParts>, DriverError> {
     Ok(Some(PollParts {
         summary: summary.summary.into_inner(),
         stats: stats.stats,
-        pools: pools.pools,
+        pools: pools.pools.0,
         power: power.power.into_inner(),
         fans: fans.fans,
         temps: temps.temps,
@@ -503,8 +449,9 @@ pub fn snapshot_from(p: &PollParts, now_ms: i64) -> MinerSnapshot {
     let mut s = MinerSnapshot::empty(now_ms, MinerStatus::Mining);
     s.partial = p.partial;
     let summary = p.summary.as_ref();
-    s.hashrate_ths = summary.and_then(SummaryEntry::hashrate_now_ths);
-    s.hashrate_avg_ths = summary.and_then(SummaryEntry::hashrate_avg_ths);
+    let (now_ths, avg_ths) = summary.map_or((None, None), Summary::hashrate_ths);
+    s.hashrate_ths = now_ths;
+    s.hashrate_avg_ths = avg_ths;
     s.uptime_s = summary.and_then(|x| x.elapsed_s.as_u64());
     s.hardware_errors = summary.and_then(|x| x.hardware_errors.as_u64());
 
@@ -544,7 +491,7 @@ pub fn snapshot_from(p: &PollParts, now_ms: i64) -> MinerSnapshot {
             .or(board.outlet_temp_c);
     }
     s.fans_rpm = p.fans.iter().filter_map(|f| f.rpm.as_u32()).collect();
-    s.pools = pools_from(&p.pools);
+    s.pools = pools_snapshot(&p.pools);
 
     let config = p.config.as_ref();
     s.locate_led_on = config.and_then(|c| red_led_on(c.red_led.trimmed()));
@@ -579,7 +526,7 @@ pub fn snapshot_from(p: &PollParts, now_ms: i64) -> MinerSnapshot {
         .map(|m| m.eq_ignore_ascii_case("sleep"));
     let sleeping =
         curtailed.unwrap_or_else(|| !hashing && s.power_w.is_some_and(|w| w <= idle_limit));
-    s.status = health::classify(&s, sleeping);
+    s.status = health::classify(&s, sleeping, &StatusRules::AVALON_LUXOS);
     s
 }
 

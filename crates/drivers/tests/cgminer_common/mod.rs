@@ -6,11 +6,17 @@
 //! (identity) list the expected values: every key given must match (numbers to 1e-6 relative),
 //! arrays must have the same length, and keys left out are not checked; `<case>.err` holds the
 //! expected error kind (`malformed`, `auth`, `rejected`, …).
+//!
+//! The Avalon and LuxOS tables use a second layout ([`json_cases`]): `<case>.json` holds the reply
+//! and `<case>.expect.json` the expected fields, or `{"error": kind}`, or `{"fallback": true}`
+//! for a refused multi-command. [`sim`] holds the driver-versus-simulator helpers and [`props`]
+//! the fixtures and mutations of the property tests.
 
 #![allow(dead_code)]
 
+use hashmesh_core::{DeviceIdentity, DeviceKind, MinerSnapshot};
 use hashmesh_drivers::DriverError;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// What a case's parser produced.
@@ -33,7 +39,8 @@ pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Checks that `got` contains every value of `want`.
+/// Checks that `got` contains every value of `want`: objects recursively as subsets, arrays
+/// element by element with equal length, numbers within 1e-6 relative.
 pub fn assert_subset(want: &Value, got: &Value, path: &str) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
@@ -54,7 +61,7 @@ pub fn assert_subset(want: &Value, got: &Value, path: &str) {
                 g.as_f64().unwrap_or(f64::NAN),
             );
             assert!(
-                (w - g).abs() <= 1e-6 * w.abs().max(1.0),
+                (w - g).abs() <= 1e-6 * w.abs().max(g.abs()).max(1.0),
                 "{path}: want {w}, got {g}"
             );
         }
@@ -142,12 +149,248 @@ pub fn outcome<T: serde::Serialize>(r: Result<T, DriverError>) -> Outcome {
     }
 }
 
+/// The `(case name, reply, expectation)` triples of a `<case>.json` / `<case>.expect.json`
+/// table directory under `tests/data/`, sorted by name.
+pub fn json_cases(dir: &str) -> Vec<(String, Vec<u8>, Value)> {
+    let root = data_dir(dir);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.to_string_lossy().ends_with(".expect.json")
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no cases in {}", root.display());
+    names
+        .into_iter()
+        .map(|reply| {
+            let expect = reply.with_extension("expect.json");
+            let name = reply
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let want: Value = serde_json::from_slice(&read(&expect))
+                .unwrap_or_else(|e| panic!("{}: {e}", expect.display()));
+            (name, read(&reply), want)
+        })
+        .collect()
+}
+
+/// Runs every poll case of a [`json_cases`] directory through `parse(reply, now_ms)`, where
+/// `Ok(None)` means the multi-command was refused: an `error` case must fail with that kind, a
+/// `fallback` case must give `Ok(None)`, any other must give a snapshot stamped `now_ms` that
+/// contains the expected fields.
+pub fn poll_table(
+    dir: &str,
+    now_ms: i64,
+    parse: impl Fn(&[u8], i64) -> Result<Option<MinerSnapshot>, DriverError>,
+) {
+    for (name, raw, want) in json_cases(dir) {
+        let got = parse(&raw, now_ms);
+        if let Some(kind) = want.get("error") {
+            match got {
+                Err(e) => assert_eq!(json!(e.kind()), *kind, "{name}: {e}"),
+                Ok(s) => panic!("{name}: expected a {kind} error, got {s:?}"),
+            }
+        } else if want.get("fallback").is_some() {
+            assert!(
+                matches!(got, Ok(None)),
+                "{name}: expected a fall-back to single commands, got {got:?}"
+            );
+        } else {
+            let snapshot = got
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .unwrap_or_else(|| panic!("{name}: no snapshot"));
+            assert_eq!(snapshot.time_unix_ms, now_ms, "{name}");
+            let value = serde_json::to_value(&snapshot).unwrap_or_default();
+            assert_subset(&want, &value, &format!("{name}: snapshot"));
+        }
+    }
+}
+
+/// Runs every identity case of a [`json_cases`] directory through `parse`: an `error` case
+/// must fail with that kind, any other must name a miner with the expected fields.
+pub fn identity_table(dir: &str, parse: impl Fn(&[u8]) -> Result<DeviceIdentity, DriverError>) {
+    for (name, raw, want) in json_cases(dir) {
+        match (parse(&raw), want.get("error")) {
+            (Err(e), Some(kind)) => assert_eq!(json!(e.kind()), *kind, "{name}: {e}"),
+            (Ok(id), None) => {
+                assert_eq!(id.kind, DeviceKind::Miner, "{name}");
+                let value = serde_json::to_value(&id).unwrap_or_default();
+                assert_subset(&want, &value, &format!("{name}: identity"));
+            }
+            (got, _) => panic!("{name}: unexpected {got:?}"),
+        }
+    }
+}
+
+/// Fixtures and input mutations for the parsers' property tests.
+pub mod props {
+    use proptest::prelude::*;
+
+    /// A captured reply under `tests/data/<family>/`.
+    pub fn fixture(family: &str, name: &str) -> Vec<u8> {
+        super::read(&super::data_dir(family).join(name))
+    }
+
+    /// A captured reply with one mutation: flip, insert, delete or truncate at a position.
+    pub fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let len = base.len().max(1);
+        (0..4u8, 0..len, any::<u8>()).prop_map(move |(op, at, byte)| {
+            let mut v = base.clone();
+            let at = at.min(v.len().saturating_sub(1));
+            match op {
+                0 if !v.is_empty() => v[at] = byte,
+                1 => v.insert(at, byte),
+                2 if !v.is_empty() => {
+                    v.remove(at);
+                }
+                _ => v.truncate(at),
+            }
+            v
+        })
+    }
+}
+
 /// Helpers for driver-versus-simulator tests.
 pub mod sim {
-    use hashmesh_core::MinerSnapshot;
-    use hashmesh_drivers::{Target, Timeouts};
-    use hashmesh_sim::{DeviceConfig, Family, RunningDevice, Timing, spawn_device};
-    use std::time::Duration;
+    use hashmesh_core::{Command, CommandOutcome, CommandResult, MinerSnapshot, PoolSnapshot};
+    use hashmesh_drivers::{Driver, Target, Timeouts, VerifyPolicy};
+    use hashmesh_sim::{DeviceConfig, Family, Fault, RunningDevice, Timing, spawn_device};
+    use std::time::{Duration, Instant};
+
+    /// A read-back policy polling every 200 ms, giving up after `timeout` (`restart_timeout`
+    /// for commands that restart the miner).
+    pub fn policy(timeout: Duration, restart_timeout: Duration) -> VerifyPolicy {
+        VerifyPolicy {
+            timeout,
+            interval: Duration::from_millis(200),
+            restart_timeout,
+        }
+    }
+
+    /// Whether two optional readings agree within `rel` (relative) or `abs`, or are both absent.
+    pub fn near(a: Option<f64>, b: Option<f64>, rel: f64, abs: f64) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() <= abs.max(rel * a.abs().max(b.abs())),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Runs `command` through `Driver::execute` and asserts the read-back confirmed it.
+    pub async fn run_confirmed(
+        driver: &dyn Driver,
+        target: &Target,
+        command: Command,
+        policy: &VerifyPolicy,
+    ) -> CommandOutcome {
+        let out = driver.execute(target, &command, policy).await;
+        assert_eq!(
+            out.result,
+            CommandResult::Confirmed,
+            "{}: {}",
+            command.name(),
+            out.message
+        );
+        out
+    }
+
+    /// Asserts the telemetry every cgminer-family driver reads agrees with the simulator's
+    /// truth: status, hashrates (1 %), expected rate (0.1 %), per-board hashrate and failure,
+    /// fan count, power (2 %), locate LED, uptime (3 s) and pools (url, user, active). Each
+    /// family's test checks its own extra fields.
+    pub fn assert_shared_telemetry(snap: &MinerSnapshot, truth: &MinerSnapshot) {
+        assert_eq!(snap.status, truth.status);
+        assert!(
+            near(snap.hashrate_ths, truth.hashrate_ths, 0.01, 0.01),
+            "{:?} vs {:?}",
+            snap.hashrate_ths,
+            truth.hashrate_ths
+        );
+        assert!(near(
+            snap.hashrate_avg_ths,
+            truth.hashrate_avg_ths,
+            0.01,
+            0.01
+        ));
+        assert!(near(
+            snap.expected_hashrate_ths,
+            truth.expected_hashrate_ths,
+            0.001,
+            0.01
+        ));
+        assert_eq!(snap.boards.len(), truth.boards.len());
+        for (b, t) in snap.boards.iter().zip(&truth.boards) {
+            assert!(
+                near(b.hashrate_ths, t.hashrate_ths, 0.01, 0.01),
+                "board {}: {:?} vs {:?}",
+                b.index,
+                b.hashrate_ths,
+                t.hashrate_ths
+            );
+            assert_eq!(b.failed, t.failed, "board {} failed", b.index);
+        }
+        assert_eq!(snap.fans_rpm.len(), truth.fans_rpm.len());
+        assert!(
+            near(snap.power_w, truth.power_w, 0.02, 2.0),
+            "{:?} vs {:?}",
+            snap.power_w,
+            truth.power_w
+        );
+        assert_eq!(snap.locate_led_on, truth.locate_led_on);
+        assert!(near(
+            snap.uptime_s.map(|u| u as f64),
+            truth.uptime_s.map(|u| u as f64),
+            0.0,
+            3.0
+        ));
+        let pools = |p: &[PoolSnapshot]| {
+            p.iter()
+                .map(|p| (p.url.clone(), p.user.clone(), p.active))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pools(&snap.pools), pools(&truth.pools));
+    }
+
+    /// Every fault a poll must fail on, whatever the error.
+    pub const POLL_FAULTS_ANY_ERROR: &[(Fault, &[&str])] = &[
+        (Fault::Hang, &[]),
+        (Fault::Garbage, &[]),
+        (Fault::Reset, &[]),
+        (Fault::Oversized, &[]),
+        (Fault::Offline, &[]),
+    ];
+
+    /// Sets each fault in turn and polls: the poll must fail within `limit`, with one of the
+    /// listed error kinds (any error when the list is empty).
+    pub async fn assert_faults_fail_within(
+        dev: &RunningDevice,
+        driver: &dyn Driver,
+        target: &Target,
+        cases: &[(Fault, &[&str])],
+        limit: Duration,
+    ) {
+        for (fault, kinds) in cases {
+            dev.set_faults(vec![*fault]);
+            let started = Instant::now();
+            let got = driver.poll(target).await;
+            assert!(
+                started.elapsed() < limit,
+                "{fault:?} took {:?}",
+                started.elapsed()
+            );
+            match got {
+                Err(e) => assert!(
+                    kinds.is_empty() || kinds.contains(&e.kind()),
+                    "{fault:?}: {e}"
+                ),
+                Ok(s) => panic!("{fault:?}: expected an error, got {s:?}"),
+            }
+        }
+    }
 
     /// Starts a simulated device on an ephemeral loopback port, with fast timing.
     pub async fn spawn(family: Family, model: &str, write_access: bool) -> (RunningDevice, Target) {

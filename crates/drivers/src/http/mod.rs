@@ -1,0 +1,381 @@
+//! A small HTTP/1.1 client for the web-API families (Bitaxe AxeOS, the Antminer CGI interface):
+//! keep-alive connections reused per device, a connect and an overall deadline on every
+//! request, a body size cap, and HTTP Digest auth that reuses the server's nonce (counting
+//! `nc`) and re-authenticates when the server rotates it or calls it stale.
+//!
+//! Errors map to device states: refused connections are [`DriverError::Connect`], deadlines
+//! [`DriverError::Timeout`], 401/403 after a fresh challenge [`DriverError::Auth`], other
+//! non-2xx statuses [`DriverError::Rejected`] (via [`check_status`]).
+
+pub mod digest;
+pub mod wire;
+
+use crate::error::DriverError;
+use crate::target::{Credentials, Timeouts};
+use digest::{DigestSession, parse_challenge};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::BufReader;
+use tokio::net::TcpStream;
+pub use wire::Response;
+
+/// Idle connections kept per device; polls are sequential, so one is usually enough.
+const MAX_IDLE_PER_DEVICE: usize = 2;
+
+/// An idle connection older than this is not reused: embedded web servers drop idle
+/// keep-alive connections after a few seconds, and a stale socket costs a failed write.
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(15);
+
+/// One request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, `PATCH`, …
+    pub method: &'a str,
+    /// Path and query, e.g. `/cgi-bin/get_system_info.cgi`.
+    pub path: &'a str,
+    /// Content type and body, if any.
+    pub body: Option<(&'a str, &'a [u8])>,
+}
+
+impl<'a> Request<'a> {
+    /// A GET of `path`.
+    pub fn get(path: &'a str) -> Self {
+        Request {
+            method: "GET",
+            path,
+            body: None,
+        }
+    }
+
+    /// A request with a JSON body.
+    pub fn json(method: &'a str, path: &'a str, body: &'a [u8]) -> Self {
+        Request {
+            method,
+            path,
+            body: Some(("application/json", body)),
+        }
+    }
+}
+
+type Conn = BufReader<TcpStream>;
+type IdleConn = (Conn, Instant);
+
+/// The drivers' HTTP client: one per driver, shared by all its devices.
+#[derive(Debug, Default)]
+pub struct HttpClient {
+    idle: Mutex<HashMap<SocketAddr, Vec<IdleConn>>>,
+    sessions: Mutex<HashMap<SocketAddr, DigestSession>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps hold only sockets and nonces; a panic elsewhere cannot leave them inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HttpClient {
+    /// A client with no connections yet.
+    pub fn new() -> Self {
+        HttpClient::default()
+    }
+
+    /// Sends `req` to `addr` within `total` (connect within `timeouts.connect`), answering a
+    /// Digest challenge with `credentials` when given. Returns any status; see [`check_status`].
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: Request<'_>,
+        credentials: Option<&Credentials>,
+        timeouts: &Timeouts,
+        total: Duration,
+    ) -> Result<Response, DriverError> {
+        match tokio::time::timeout(total, self.send_inner(addr, req, credentials, timeouts)).await {
+            Ok(r) => r,
+            Err(_) => Err(DriverError::Timeout(total, "HTTP request")),
+        }
+    }
+
+    /// [`send`](Self::send) with the target's overall deadline, mapping non-2xx statuses to errors.
+    pub async fn send_ok(
+        &self,
+        addr: SocketAddr,
+        req: Request<'_>,
+        credentials: Option<&Credentials>,
+        timeouts: &Timeouts,
+    ) -> Result<Response, DriverError> {
+        check_status(
+            self.send(addr, req, credentials, timeouts, timeouts.total)
+                .await?,
+            req.path,
+        )
+    }
+
+    /// Forgets the connections and the Digest login of `addr` (after a reboot, say).
+    pub fn forget(&self, addr: SocketAddr) {
+        lock(&self.idle).remove(&addr);
+        lock(&self.sessions).remove(&addr);
+    }
+
+    async fn send_inner(
+        &self,
+        addr: SocketAddr,
+        req: Request<'_>,
+        credentials: Option<&Credentials>,
+        timeouts: &Timeouts,
+    ) -> Result<Response, DriverError> {
+        let mut answered_nonce: Option<String> = None;
+        // First try, one answer to a fresh challenge, one to a rotated nonce.
+        for _ in 0..3 {
+            let auth_line = credentials.and_then(|c| {
+                let mut sessions = lock(&self.sessions);
+                let s = sessions.get_mut(&addr)?;
+                if !s.is_for(&c.username, &c.password) {
+                    sessions.remove(&addr);
+                    return None;
+                }
+                answered_nonce = Some(s.nonce().to_owned());
+                Some(s.authorization(req.method, req.path))
+            });
+            let resp = self.round_trip(addr, req, auth_line, timeouts).await?;
+            if resp.status != 401 {
+                return Ok(resp);
+            }
+            let Some(c) = credentials else {
+                return Err(DriverError::Auth(format!(
+                    "{} needs credentials (HTTP 401)",
+                    req.path
+                )));
+            };
+            let Some(challenge) = resp
+                .headers_named("www-authenticate")
+                .find_map(parse_challenge)
+            else {
+                return Err(DriverError::Auth(format!(
+                    "{} answered HTTP 401 without a Digest challenge",
+                    req.path
+                )));
+            };
+            if answered_nonce.as_deref() == Some(challenge.nonce.as_str()) && !challenge.stale {
+                lock(&self.sessions).remove(&addr);
+                return Err(DriverError::Auth(format!(
+                    "user '{}' refused by {} (HTTP 401: wrong user name or password)",
+                    c.username, req.path
+                )));
+            }
+            lock(&self.sessions).insert(
+                addr,
+                DigestSession::new(challenge, &c.username, &c.password),
+            );
+        }
+        lock(&self.sessions).remove(&addr);
+        Err(DriverError::Auth(format!(
+            "{} kept answering HTTP 401 with new nonces",
+            req.path
+        )))
+    }
+
+    async fn connect(addr: SocketAddr, timeouts: &Timeouts) -> Result<Conn, DriverError> {
+        match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                // Small requests and replies: waiting to coalesce them only adds latency.
+                let _ = s.set_nodelay(true);
+                Ok(BufReader::with_capacity(8 * 1024, s))
+            }
+            Ok(Err(e)) => Err(DriverError::Connect(e)),
+            Err(_) => Err(DriverError::Timeout(timeouts.connect, "connect")),
+        }
+    }
+
+    /// One request and its response, on an idle connection if there is one (retried once on a
+    /// fresh connection if the idle one turns out to have been closed by the device).
+    async fn round_trip(
+        &self,
+        addr: SocketAddr,
+        req: Request<'_>,
+        auth_line: Option<String>,
+        timeouts: &Timeouts,
+    ) -> Result<Response, DriverError> {
+        let host = addr.to_string();
+        let headers: Vec<String> = auth_line.into_iter().collect();
+        let bytes = wire::encode_request(req.method, req.path, &host, &headers, req.body);
+        let reused = {
+            let mut idle = lock(&self.idle);
+            let list = idle.get_mut(&addr);
+            let fresh = list.and_then(|l| {
+                l.retain(|(_, since)| since.elapsed() < MAX_IDLE_AGE);
+                l.pop()
+            });
+            if idle.get(&addr).is_some_and(Vec::is_empty) {
+                idle.remove(&addr);
+            }
+            fresh.map(|(c, _)| c)
+        };
+        let head = req.method == "HEAD";
+        if let Some(mut conn) = reused {
+            let attempt = async {
+                wire::send(&mut conn, &bytes).await?;
+                wire::read_response(&mut conn, timeouts.max_reply_bytes, head).await
+            };
+            match attempt.await {
+                Ok(Some(resp)) => return Ok(self.keep(addr, conn, resp)),
+                // The device dropped the idle connection: start over on a new one.
+                Ok(None) | Err(DriverError::Io(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut conn = Self::connect(addr, timeouts).await?;
+        wire::send(&mut conn, &bytes).await?;
+        match wire::read_response(&mut conn, timeouts.max_reply_bytes, head).await? {
+            Some(resp) => Ok(self.keep(addr, conn, resp)),
+            None => Err(DriverError::Malformed(format!(
+                "{} closed the connection without a reply",
+                req.path
+            ))),
+        }
+    }
+
+    fn keep(&self, addr: SocketAddr, conn: Conn, resp: Response) -> Response {
+        if resp.keep_alive {
+            let mut idle = lock(&self.idle);
+            let list = idle.entry(addr).or_default();
+            if list.len() < MAX_IDLE_PER_DEVICE {
+                list.push((conn, Instant::now()));
+            }
+        }
+        resp
+    }
+}
+
+/// Maps a response's status to the driver's errors: 2xx passes; 401 and 403 are
+/// [`DriverError::Auth`]; anything else is [`DriverError::Rejected`] with the body's start.
+pub fn check_status(resp: Response, path: &str) -> Result<Response, DriverError> {
+    match resp.status {
+        200..=299 => Ok(resp),
+        401 => Err(DriverError::Auth(format!("{path}: HTTP 401 unauthorized"))),
+        403 => Err(DriverError::Auth(format!(
+            "{path}: HTTP 403 forbidden{}",
+            body_hint(&resp.body)
+        ))),
+        s => Err(DriverError::Rejected(format!(
+            "{path}: HTTP {s}{}",
+            body_hint(&resp.body)
+        ))),
+    }
+}
+
+fn body_hint(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    if text.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", text.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server that answers each connection's requests with `replies` in turn, then closes.
+    async fn server(replies: Vec<&'static [u8]>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let replies = replies.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for r in replies {
+                        if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let _ = s.write_all(r).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn timeouts(max: usize) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(500),
+            total: Duration::from_secs(2),
+            max_reply_bytes: max,
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_by_length_chunks_and_close() {
+        let addr = server(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end",
+        ])
+        .await;
+        let c = HttpClient::new();
+        let t = timeouts(1024);
+        let get = |p| c.send_ok(addr, Request::get(p), None, &t);
+        assert_eq!(
+            get("/a").await.map(|r| r.body).ok(),
+            Some(b"hello".to_vec())
+        );
+        assert_eq!(
+            get("/b").await.map(|r| r.body).ok(),
+            Some(b"abcde".to_vec())
+        );
+        assert_eq!(
+            get("/c").await.map(|r| r.body).ok(),
+            Some(b"to the end".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_idle_connection_is_replaced() {
+        // Each connection answers once and then closes, though it promised keep-alive.
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]).await;
+        let c = HttpClient::new();
+        let t = timeouts(1024);
+        for _ in 0..3 {
+            let r = c.send_ok(addr, Request::get("/"), None, &t).await;
+            assert_eq!(r.map(|r| r.body).ok(), Some(b"ok".to_vec()));
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_replies_are_errors() {
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"]).await;
+        let c = HttpClient::new();
+        let r = c
+            .send_ok(addr, Request::get("/"), None, &timeouts(1024))
+            .await;
+        assert!(matches!(r, Err(DriverError::Malformed(_))), "{r:?}");
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"]).await;
+        let r = c
+            .send_ok(addr, Request::get("/"), None, &timeouts(1024))
+            .await;
+        assert!(matches!(r, Err(DriverError::TooLarge(1024))), "{r:?}");
+        let addr = server(vec![
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        ])
+        .await;
+        let r = c
+            .send_ok(addr, Request::get("/"), None, &timeouts(1024))
+            .await;
+        assert!(matches!(r, Err(DriverError::Auth(_))), "{r:?}");
+        let addr = server(vec![b"garbage\r\n\r\n"]).await;
+        let r = c
+            .send_ok(addr, Request::get("/"), None, &timeouts(1024))
+            .await;
+        assert!(matches!(r, Err(DriverError::Malformed(_))), "{r:?}");
+    }
+}
