@@ -72,7 +72,7 @@ pub async fn exchange(
     request: &[u8],
     limits: &Timeouts,
 ) -> Result<Vec<u8>, DriverError> {
-    let mut reply = Vec::with_capacity(8 * 1024);
+    let mut reply = Vec::with_capacity(16 * 1024);
     exchange_into(addr, request, limits, &mut reply).await?;
     Ok(reply)
 }
@@ -96,16 +96,19 @@ pub async fn exchange_into(
     let body = async {
         // The server reads the request with a single recv, so it must go in one write.
         stream.write_all(request).await?;
-        let mut chunk = [0u8; 16 * 1024];
+        // Read straight into the reply's spare capacity: a buffer inside this future would be
+        // zeroed and then moved with it on every poll.
         loop {
-            let n = stream.read(&mut chunk).await?;
+            if reply.capacity() - reply.len() < 4 * 1024 {
+                reply.reserve(16 * 1024);
+            }
+            let n = stream.read_buf(reply).await?;
             if n == 0 {
                 return Ok::<(), DriverError>(());
             }
-            if reply.len() + n > limits.max_reply_bytes {
+            if reply.len() > limits.max_reply_bytes {
                 return Err(DriverError::TooLarge(limits.max_reply_bytes));
             }
-            reply.extend_from_slice(&chunk[..n]);
         }
     };
     match timeout_at(deadline, body).await {
