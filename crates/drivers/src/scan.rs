@@ -1,14 +1,16 @@
 //! Network scans: every address in some CIDR ranges probed with bounded concurrency and
 //! deadlines, the answering ones identified and read once.
 //!
-//! Stage A (TCP reachability) runs many cheap probes at once; stage B (identify and one poll)
-//! runs fewer, heavier exchanges. A host that stays silent (as opposed to refusing) gets one
+//! Stage A (TCP reachability of the RPC port, the web port and, when asked, the Modbus port)
+//! runs many cheap probes at once; stage B (identify and one poll) runs fewer, heavier
+//! exchanges: the cgminer-style RPC first, then the web API (Bitaxe/AxeOS), then Modbus meters. A host that stays silent (as opposed to refusing) gets one
 //! later retry with a longer deadline: a cold ARP cache drops first SYNs on real networks.
 
 use crate::identify::{self, Identification, IdentifyLimits, PortState};
+use crate::modbus::{self, MeterDriver, MeterTarget};
 use crate::registry::Registry;
-use crate::target::Target;
-use hashmesh_core::{DeviceIdentity, MinerSnapshot};
+use crate::target::{Target, Timeouts};
+use hashmesh_core::{DeviceIdentity, MeterIdentity, MeterSnapshot, MinerSnapshot};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,6 +23,12 @@ use tokio::sync::{Mutex, mpsc};
 pub struct ScanOptions {
     /// RPC port to probe (4028 on real devices).
     pub rpc_port: u16,
+    /// Web port to probe on hosts without an RPC port (80 on real devices); `None` skips it.
+    pub web_port: Option<u16>,
+    /// Modbus TCP port to probe for power meters (502 on real meters); `None` skips meters.
+    pub modbus_port: Option<u16>,
+    /// Modbus unit id to ask when probing meters.
+    pub modbus_unit_id: u8,
     /// Simultaneous TCP reachability probes.
     pub probe_concurrency: usize,
     /// Simultaneous identifications.
@@ -37,6 +45,9 @@ impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             rpc_port: 4028,
+            web_port: Some(80),
+            modbus_port: None,
+            modbus_unit_id: 1,
             probe_concurrency: 4096,
             identify_concurrency: 512,
             limits: IdentifyLimits::default(),
@@ -66,6 +77,15 @@ pub enum Found {
         identity: Box<DeviceIdentity>,
         /// One poll, when requested.
         snapshot: Option<Result<Box<MinerSnapshot>, String>>,
+    },
+    /// A power meter; `snapshot` is its first read, or why that read failed.
+    Meter {
+        /// The register map it was identified with (`abb_b2x`, `schneider_pm5xxx`).
+        model: &'static str,
+        /// Maker, model, serial, firmware.
+        identity: Box<MeterIdentity>,
+        /// One poll, when requested.
+        snapshot: Option<Result<Box<MeterSnapshot>, String>>,
     },
     /// Responsive but not identified.
     Unknown {
@@ -118,7 +138,7 @@ pub fn scan(
     progress: Arc<ScanProgress>,
 ) -> mpsc::Receiver<ScanHit> {
     let (hits_tx, hits_rx) = mpsc::channel(1024);
-    let (open_tx, open_rx) = mpsc::channel::<IpAddr>(options.identify_concurrency * 4);
+    let (open_tx, open_rx) = mpsc::channel::<(IpAddr, OpenPorts)>(options.identify_concurrency * 4);
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<IpAddr>();
     let hosts = Arc::new(std::sync::Mutex::new(
         ranges.into_iter().flat_map(|r| r.hosts()),
@@ -140,15 +160,14 @@ pub fn scan(
                     Err(_) => None,
                 };
                 let Some(ip) = next else { break };
-                let addr = SocketAddr::new(ip, options.rpc_port);
-                match identify::probe_port(addr, options.limits.probe_connect).await {
-                    PortState::Open => {
-                        let _ = open_tx.send(ip).await;
+                match probe_host(ip, &options, options.limits.probe_connect).await {
+                    Probe::Open(ports) => {
+                        let _ = open_tx.send((ip, ports)).await;
                     }
-                    PortState::Silent => {
+                    Probe::Silent => {
                         let _ = retry_tx.send(ip);
                     }
-                    PortState::Closed => {}
+                    Probe::Closed => {}
                 }
                 progress.probed.fetch_add(1, Ordering::Relaxed);
             }
@@ -176,13 +195,12 @@ pub fn scan(
                     break;
                 };
                 let open_tx = open_tx.clone();
-                let port = options.rpc_port;
-                let deadline = options.retry_connect;
+                let options = options.clone();
                 tasks.push(tokio::spawn(async move {
-                    if identify::probe_port(SocketAddr::new(ip, port), deadline).await
-                        == PortState::Open
+                    if let Probe::Open(ports) =
+                        probe_host(ip, &options, options.retry_connect).await
                     {
-                        let _ = open_tx.send(ip).await;
+                        let _ = open_tx.send((ip, ports)).await;
                     }
                     drop(permit);
                 }));
@@ -205,9 +223,9 @@ pub fn scan(
         tokio::spawn(async move {
             loop {
                 let next = open_rx.lock().await.recv().await;
-                let Some(ip) = next else { break };
-                let found = identify_host(&registry, ip, &options).await;
-                if matches!(found, Found::Device { .. }) {
+                let Some((ip, ports)) = next else { break };
+                let found = identify_host(&registry, ip, ports, &options).await;
+                if matches!(found, Found::Device { .. } | Found::Meter { .. }) {
                     progress.identified.fetch_add(1, Ordering::Relaxed);
                 }
                 progress.answered.fetch_add(1, Ordering::Relaxed);
@@ -220,39 +238,161 @@ pub fn scan(
     hits_rx
 }
 
-async fn identify_host(registry: &Registry, ip: IpAddr, options: &ScanOptions) -> Found {
-    match identify::identify_open(registry, ip, options.rpc_port, &options.limits).await {
-        Identification::Identified { family, identity } => {
-            let snapshot = if options.poll {
-                let poll = async {
-                    let driver = registry.get(family)?;
-                    let mut target = Target::new(ip);
-                    target.rpc_port = options.rpc_port;
-                    target.timeouts.connect = options.limits.request;
-                    target.timeouts.total = options.limits.request;
-                    Some(
-                        driver
-                            .poll(&target)
-                            .await
-                            .map(Box::new)
-                            .map_err(|e| e.to_string()),
-                    )
-                };
-                poll.await
-            } else {
-                None
-            };
-            Found::Device {
-                family,
-                identity: Box::new(identity),
-                snapshot,
-            }
+/// Which of the probed ports accepted a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct OpenPorts {
+    rpc: bool,
+    web: bool,
+    modbus: bool,
+}
+
+/// What stage A learnt about one host.
+enum Probe {
+    /// At least one port accepted.
+    Open(OpenPorts),
+    /// Something refused: a host is there, but nothing we look for.
+    Closed,
+    /// No answer at all before the deadline: worth one retry.
+    Silent,
+}
+
+/// Probes the configured ports of one host at once.
+async fn probe_host(ip: IpAddr, options: &ScanOptions, deadline: Duration) -> Probe {
+    let port = |p: Option<u16>| async move {
+        match p {
+            Some(p) => identify::probe_port(SocketAddr::new(ip, p), deadline).await,
+            None => PortState::Closed,
         }
-        Identification::Unknown { family, reason } => Found::Unknown { family, reason },
-        Identification::Unresponsive => Found::Unknown {
-            family: None,
-            reason: "no answer".into(),
+    };
+    let (rpc, web, modbus) = tokio::join!(
+        port(Some(options.rpc_port)),
+        port(options.web_port),
+        port(options.modbus_port)
+    );
+    let states = [rpc, web, modbus];
+    if states.contains(&PortState::Open) {
+        Probe::Open(OpenPorts {
+            rpc: rpc == PortState::Open,
+            web: web == PortState::Open,
+            modbus: modbus == PortState::Open,
+        })
+    } else if rpc == PortState::Silent {
+        Probe::Silent
+    } else {
+        Probe::Closed
+    }
+}
+
+/// Identifies one answering host: RPC first, then the web API, then Modbus.
+async fn identify_host(
+    registry: &Registry,
+    ip: IpAddr,
+    ports: OpenPorts,
+    options: &ScanOptions,
+) -> Found {
+    let mut reasons = Vec::new();
+    let mut recognised = None;
+    let mut target = Target::new(ip);
+    target.rpc_port = options.rpc_port;
+    target.web_port = options.web_port.unwrap_or(80);
+    target.timeouts.connect = options.limits.request;
+    target.timeouts.total = options.limits.request;
+    if ports.rpc {
+        match identify::identify_open(registry, ip, options.rpc_port, &options.limits).await {
+            Identification::Identified { family, identity } => {
+                return device(registry, family, identity, &target, options).await;
+            }
+            Identification::Unknown { family, reason } => {
+                recognised = recognised.or(family);
+                reasons.push(reason);
+            }
+            Identification::Unresponsive => reasons.push("RPC port gave no answer".into()),
+        }
+    }
+    if ports.web && !ports.rpc {
+        let web =
+            tokio::time::timeout(options.limits.per_host, crate::bitaxe::probe(&target)).await;
+        match web {
+            Ok(Ok(identity)) => {
+                return device(registry, "bitaxe", identity, &target, options).await;
+            }
+            Ok(Err(e)) => reasons.push(format!("web port: no known device API ({e})")),
+            Err(_) => reasons.push(format!(
+                "web port: no answer within {:?}",
+                options.limits.per_host
+            )),
+        }
+    }
+    if let (true, Some(port)) = (ports.modbus, options.modbus_port) {
+        let addr = SocketAddr::new(ip, port);
+        let timeouts = Timeouts {
+            connect: options.limits.request,
+            total: options.limits.request,
+            ..Timeouts::default()
+        };
+        match modbus::probe(addr, options.modbus_unit_id, timeouts).await {
+            Ok(Some((model, identity))) => {
+                let model_name = model.name();
+                let snapshot = if options.poll {
+                    let target = MeterTarget {
+                        addr,
+                        unit_id: options.modbus_unit_id,
+                        model,
+                        timeouts,
+                    };
+                    let driver = MeterDriver::new();
+                    let read = driver
+                        .poll(&target)
+                        .await
+                        .map(Box::new)
+                        .map_err(|e| e.to_string());
+                    driver.disconnect(addr, options.modbus_unit_id);
+                    Some(read)
+                } else {
+                    None
+                };
+                return Found::Meter {
+                    model: model_name,
+                    identity: Box::new(identity),
+                    snapshot,
+                };
+            }
+            Ok(None) => reasons.push("Modbus device of an unknown make".into()),
+            Err(e) => reasons.push(format!("Modbus probe failed: {e}")),
+        }
+    }
+    Found::Unknown {
+        family: recognised,
+        reason: if reasons.is_empty() {
+            "no answer".into()
+        } else {
+            reasons.join("; ")
         },
+    }
+}
+
+/// A supported device, read once when the options ask for it.
+async fn device(
+    registry: &Registry,
+    family: &'static str,
+    identity: DeviceIdentity,
+    target: &Target,
+    options: &ScanOptions,
+) -> Found {
+    let snapshot = match (options.poll, registry.get(family)) {
+        (true, Some(driver)) => Some(
+            driver
+                .poll(target)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string()),
+        ),
+        _ => None,
+    };
+    Found::Device {
+        family,
+        identity: Box::new(identity),
+        snapshot,
     }
 }
 

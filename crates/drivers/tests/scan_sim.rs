@@ -7,6 +7,8 @@ use hashmesh_core::{MinerStatus, Vendor};
 use hashmesh_drivers::Registry;
 use hashmesh_drivers::identify::IdentifyLimits;
 use hashmesh_drivers::scan::{self, Found, ScanOptions, ScanProgress};
+use hashmesh_sim::meter::{MeterKind, MeterSimConfig, spawn_meter};
+use hashmesh_sim::web::bitaxe::{BitaxeConfig, spawn_bitaxe};
 use hashmesh_sim::whatsminer::{WhatsminerApi, WhatsminerConfig, spawn_whatsminer};
 use hashmesh_sim::{DeviceConfig, Family, Fault, Timing, spawn_device};
 use std::collections::HashMap;
@@ -15,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const PORT: u16 = 14028;
+const WEB_PORT: u16 = 14080;
+const MODBUS_PORT: u16 = 14502;
 
 struct Planned {
     family: Family,
@@ -90,8 +94,31 @@ async fn scan_identifies_a_mixed_subnet_with_faults() {
         whatsminers.push((ip, model, dev));
     }
 
+    // A Bitaxe (web API only) and two power meters (Modbus only).
+    let bitaxe_ip = IpAddr::V4(Ipv4Addr::new(127, 61, 0, 25));
+    let bitaxe = spawn_bitaxe(
+        BitaxeConfig::new("Bitaxe Gamma"),
+        SocketAddr::new(bitaxe_ip, WEB_PORT),
+    )
+    .await
+    .expect("bind simulated bitaxe");
+    let mut meters = Vec::new();
+    for (i, kind) in [MeterKind::SchneiderPm5xxx, MeterKind::AbbB2x]
+        .into_iter()
+        .enumerate()
+    {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 61, 0, 26 + i as u8));
+        let meter = spawn_meter(MeterSimConfig::new(kind), SocketAddr::new(ip, MODBUS_PORT))
+            .await
+            .expect("bind simulated meter");
+        meters.push((ip, kind, meter));
+    }
+
     let options = ScanOptions {
         rpc_port: PORT,
+        web_port: Some(WEB_PORT),
+        modbus_port: Some(MODBUS_PORT),
+        modbus_unit_id: 1,
         probe_concurrency: 64,
         identify_concurrency: 16,
         limits: IdentifyLimits {
@@ -198,11 +225,64 @@ async fn scan_identifies_a_mixed_subnet_with_faults() {
             other => panic!("{ip} ({model}): {other:?}"),
         }
     }
+    match hits.get(&bitaxe_ip) {
+        Some(Found::Device {
+            family,
+            identity,
+            snapshot,
+        }) => {
+            assert_eq!(*family, "bitaxe");
+            assert_eq!(identity.vendor, Vendor::Bitaxe);
+            let snap = snapshot
+                .as_ref()
+                .expect("polled")
+                .as_ref()
+                .unwrap_or_else(|e| panic!("bitaxe: {e}"));
+            assert!(snap.hashrate_ths.unwrap_or(0.0) > 0.1, "{snap:?}");
+            assert!(snap.power_w.unwrap_or(0.0) > 1.0, "{snap:?}");
+        }
+        other => panic!("bitaxe at {bitaxe_ip}: {other:?}"),
+    }
+    for (ip, kind, meter) in &meters {
+        match hits.get(ip) {
+            Some(Found::Meter {
+                model, snapshot, ..
+            }) => {
+                let want = match kind {
+                    MeterKind::AbbB2x => "abb_b2x",
+                    _ => "schneider_pm5xxx",
+                };
+                assert_eq!(*model, want, "{ip}");
+                let snap = snapshot
+                    .as_ref()
+                    .expect("polled")
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("{ip}: {e}"));
+                let truth = meter.truth();
+                let (got, want) = (
+                    snap.active_power_total_w.unwrap_or(0.0),
+                    truth.active_power_total_w.unwrap_or(-1.0),
+                );
+                assert!(
+                    (got - want).abs() < want.abs() * 0.05 + 50.0,
+                    "{ip}: {got} W vs {want} W"
+                );
+            }
+            other => panic!("meter {kind:?} at {ip}: {other:?}"),
+        }
+    }
+    let others = [bitaxe_ip, meters[0].0, meters[1].0];
     let extra: Vec<_> = hits
         .keys()
-        .filter(|ip| !expected.contains_key(ip) && !whatsminers.iter().any(|(w, _, _)| w == *ip))
+        .filter(|ip| {
+            !expected.contains_key(ip)
+                && !whatsminers.iter().any(|(w, _, _)| w == *ip)
+                && !others.contains(ip)
+        })
         .collect();
     assert!(extra.is_empty(), "unexpected hosts answered: {extra:?}");
     drop(devices);
     drop(whatsminers);
+    drop(bitaxe);
+    drop(meters);
 }

@@ -23,6 +23,21 @@ pub struct ScanArgs {
     /// RPC port to probe.
     #[arg(long, default_value_t = 4028)]
     pub port: u16,
+    /// Web port, probed on hosts without an RPC port (Bitaxe/AxeOS).
+    #[arg(long, default_value_t = 80)]
+    pub web_port: u16,
+    /// Do not probe the web port.
+    #[arg(long)]
+    pub no_web: bool,
+    /// Also look for Modbus TCP power meters.
+    #[arg(long)]
+    pub meters: bool,
+    /// Modbus TCP port of meters (with --meters).
+    #[arg(long, default_value_t = 502)]
+    pub modbus_port: u16,
+    /// Modbus unit id to ask (with --meters).
+    #[arg(long, default_value_t = 1)]
+    pub unit_id: u8,
     /// Simultaneous TCP reachability probes.
     #[arg(long, default_value_t = 4096)]
     pub probe_concurrency: usize,
@@ -49,6 +64,9 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let total = scan::count_hosts(&args.ranges);
     let mut options = ScanOptions {
         rpc_port: args.port,
+        web_port: (!args.no_web).then_some(args.web_port),
+        modbus_port: args.meters.then_some(args.modbus_port),
+        modbus_unit_id: args.unit_id,
         probe_concurrency: args.probe_concurrency.max(1),
         identify_concurrency: args.identify_concurrency.max(1),
         ..ScanOptions::default()
@@ -105,7 +123,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
     }
     let identified = found
         .iter()
-        .filter(|h| matches!(h.found, Found::Device { .. }))
+        .filter(|h| matches!(h.found, Found::Device { .. } | Found::Meter { .. }))
         .count();
     if !args.json {
         found.sort_by_key(|h| h.ip);
@@ -133,6 +151,7 @@ pub fn hit_json(hit: &ScanHit) -> serde_json::Value {
             json!({
                 "ip": hit.ip.to_string(),
                 "identified": true,
+                "kind": "miner",
                 "family": family,
                 "vendor": identity.vendor.display_name(),
                 "model": identity.model.0,
@@ -145,6 +164,29 @@ pub fn hit_json(hit: &ScanHit) -> serde_json::Value {
                 "power_w": snap.and_then(|s| s.power_w),
                 "efficiency_j_per_th": snap.and_then(|s| s.efficiency_j_per_th),
                 "max_chip_temp_c": snap.and_then(|s| s.max_chip_temp_c()),
+                "error": error,
+            })
+        }
+        Found::Meter {
+            model,
+            identity,
+            snapshot,
+        } => {
+            let snap = snapshot.as_ref().and_then(|s| s.as_ref().ok());
+            let error = snapshot.as_ref().and_then(|s| s.as_ref().err());
+            json!({
+                "ip": hit.ip.to_string(),
+                "identified": true,
+                "kind": "meter",
+                "family": model,
+                "vendor": identity.manufacturer,
+                "model": identity.model,
+                "firmware": identity.firmware,
+                "serial": identity.serial,
+                "hashrate_ths": null,
+                "power_w": snap.and_then(|s| s.active_power_total_w),
+                "energy_import_kwh": snap.and_then(|s| s.energy_import_kwh),
+                "frequency_hz": snap.and_then(|s| s.frequency_hz),
                 "error": error,
             })
         }
@@ -196,6 +238,27 @@ fn table(found: &[ScanHit]) -> String {
                     num(snap.and_then(|s| s.power_w), 0),
                     num(snap.and_then(|s| s.efficiency_j_per_th), 1),
                     num(snap.and_then(|s| s.max_chip_temp_c()), 0),
+                    note,
+                ]);
+            }
+            Found::Meter {
+                identity, snapshot, ..
+            } => {
+                let snap = snapshot.as_ref().and_then(|s| s.as_ref().ok());
+                let note = match snapshot {
+                    Some(Err(e)) => e.clone(),
+                    _ => "power meter".into(),
+                };
+                t.row(vec![
+                    hit.ip.to_string(),
+                    identity.manufacturer.clone(),
+                    identity.model.clone(),
+                    identity.firmware.clone().unwrap_or_default(),
+                    if snap.is_some() { "ok" } else { "-" }.into(),
+                    "-".into(),
+                    num(snap.and_then(|s| s.active_power_total_w), 0),
+                    "-".into(),
+                    "-".into(),
                     note,
                 ]);
             }

@@ -43,6 +43,15 @@ pub enum MeterModel {
 }
 
 impl MeterModel {
+    /// Short stable name of the register map: `abb_b2x`, `schneider_pm5xxx` or `satec_pm180`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MeterModel::AbbB2x => "abb_b2x",
+            MeterModel::SchneiderPm5xxx => "schneider_pm5xxx",
+            MeterModel::SatecPm180(_) => "satec_pm180",
+        }
+    }
+
     /// The register map a poll of this model reads.
     pub fn register_map(&self) -> RegisterMap {
         match self {
