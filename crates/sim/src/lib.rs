@@ -16,7 +16,8 @@
 //! * [`reply`] – the cgminer-style reply writer (JSON and text forms).
 //! * [`rpc`] – the cgminer RPC server logic of each family (TCP 4028).
 //! * [`device`] – one device on a TCP listener ([`spawn_device`], [`RunningDevice`]).
-//! * [`fleet`] – a whole site laid out in containers and racks.
+//! * [`fleet`] – a whole site laid out in containers and racks: every family at its real ports,
+//!   and each container's power meters.
 //! * [`whatsminer`] – MicroBT Whatsminer (API v2 on 4028, API v3 on 4433), its own servers.
 //! * [`web`] – HTTP devices: the Antminer CGI interface and Bitaxe AxeOS.
 //! * [`meter`] – Modbus TCP power meters (ABB, Schneider, Satec) on a physical load.
@@ -38,6 +39,7 @@ pub mod whatsminer;
 pub use device::{DeviceConfig, RunningDevice, spawn_device};
 pub use family::Family;
 pub use faults::Fault;
+pub use fleet::{FleetFamily, FleetSpec};
 pub use model::Timing;
 pub use nameplate::Nameplate;
 pub use whatsminer::{RunningWhatsminer, WhatsminerApi, WhatsminerConfig, spawn_whatsminer};

@@ -4,8 +4,12 @@
 use crate::output::Table;
 use anyhow::{Context, bail};
 use hashmesh_drivers::cgminer::proto;
+use hashmesh_drivers::http::{HttpClient, Request};
+use hashmesh_drivers::modbus::map::{SatecConfig, SatecRanges};
+use hashmesh_drivers::modbus::{MeterDriver, MeterModel, MeterTarget};
 use hashmesh_drivers::scan::{self, Found, ScanOptions, ScanProgress};
 use hashmesh_drivers::{Driver, DriverError, Registry, Target};
+use hashmesh_sim::fleet::CONTAINER_DEVICES;
 use ipnet::IpNet;
 use serde_json::json;
 use std::net::IpAddr;
@@ -37,8 +41,9 @@ struct PollBench {
     /// Simulated miners to poll.
     #[arg(long, default_value_t = 1000)]
     devices: usize,
-    /// Device family (cgminer, bfgminer, antminer, avalon, braiins, luxos), `mix` for the
-    /// default mix, or `each` for one run per family.
+    /// Device family (cgminer, bfgminer, antminer, avalon, braiins, luxos, whatsminer,
+    /// bitaxe), `meter` for Modbus TCP power meters, `mix` for the default mix, or `each` for
+    /// one run per family and one of meters.
     #[arg(long, default_value = "each")]
     family: String,
     /// Seconds of measurement per run.
@@ -51,7 +56,9 @@ struct PollBench {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Only send each family's poll request and read the reply, without parsing: the transport
-    /// floor, to compare the full figure with.
+    /// floor, to compare the full figure with. Whatsminer and meters are skipped (a Whatsminer
+    /// poll is several API requests, a meter poll several register reads); Bitaxe sends its one
+    /// `GET /api/system/info`.
     #[arg(long)]
     transport_only: bool,
     /// Poller threads, each with its own single-threaded runtime.
@@ -79,8 +86,19 @@ struct ScanBench {
 }
 
 const FAMILIES: &[&str] = &[
-    "cgminer", "bfgminer", "antminer", "avalon", "braiins", "luxos",
+    "cgminer",
+    "bfgminer",
+    "antminer",
+    "avalon",
+    "braiins",
+    "luxos",
+    "whatsminer",
+    "bitaxe",
+    "meter",
 ];
+
+/// The path a Bitaxe poll reads (the whole poll is this one keep-alive GET).
+const BITAXE_INFO_PATH: &str = "/api/system/info";
 
 /// Runs a benchmark and prints its figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -100,11 +118,86 @@ struct SimChild {
 /// The part of the simulator's manifest the benchmarks need.
 #[derive(Debug, Clone, serde::Deserialize)]
 struct ManifestEntry {
+    /// `miner` or `meter`.
+    #[serde(default = "miner_kind")]
+    kind: String,
     ip: IpAddr,
+    /// The RPC port (a Bitaxe's web port); meters have none.
+    #[serde(default)]
     port: u16,
+    /// HTTP port (stock Antminer web interface, Bitaxe).
+    #[serde(default)]
+    web_port: Option<u16>,
+    /// Whatsminer API v3 port.
+    #[serde(default)]
+    v3_port: Option<u16>,
     family: String,
     #[serde(default)]
     faults: Vec<String>,
+    /// A meter's Modbus TCP port.
+    #[serde(default)]
+    modbus_port: Option<u16>,
+    /// A meter's Modbus unit id.
+    #[serde(default)]
+    unit_id: Option<u8>,
+    /// A meter's register map (`abb_b2x`, `schneider_pm5xxx`, `satec_pm180`).
+    #[serde(default)]
+    meter_map: Option<String>,
+    /// A Satec meter's configured ranges.
+    #[serde(default)]
+    satec_ranges: Option<SatecRangesEntry>,
+}
+
+/// A Satec meter's ranges as the manifest lists them: `[low, high]` per quantity.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct SatecRangesEntry {
+    voltage_v: (f64, f64),
+    current_a: (f64, f64),
+    phase_power_kw: (f64, f64),
+    total_power_kw: (f64, f64),
+    power_factor: (f64, f64),
+    frequency_hz: (f64, f64),
+}
+
+fn miner_kind() -> String {
+    "miner".into()
+}
+
+impl ManifestEntry {
+    fn is_miner(&self) -> bool {
+        self.kind == "miner"
+    }
+
+    /// The meter this entry describes, if it is a meter with a known register map.
+    fn meter_target(&self) -> Option<MeterTarget> {
+        if self.kind != "meter" {
+            return None;
+        }
+        let model = match self.meter_map.as_deref()? {
+            "abb_b2x" => MeterModel::AbbB2x,
+            "schneider_pm5xxx" => MeterModel::SchneiderPm5xxx,
+            "satec_pm180" => {
+                let mut config = SatecConfig::default();
+                if let Some(r) = self.satec_ranges {
+                    config.ranges = SatecRanges {
+                        voltage_v: r.voltage_v,
+                        current_a: r.current_a,
+                        phase_power_kw: r.phase_power_kw,
+                        total_power_kw: r.total_power_kw,
+                        power_factor: r.power_factor,
+                        frequency_hz: r.frequency_hz,
+                    };
+                }
+                MeterModel::SatecPm180(config)
+            }
+            _ => return None,
+        };
+        Some(MeterTarget::at(
+            std::net::SocketAddr::new(self.ip, self.modbus_port?),
+            self.unit_id?,
+            model,
+        ))
+    }
 }
 
 /// A directory removed on drop.
@@ -116,7 +209,14 @@ impl Drop for TempDir {
     }
 }
 
-async fn start_sim(devices: usize, base: IpAddr, mix: &str) -> anyhow::Result<SimChild> {
+/// Starts `hashmesh sim` with `devices` miners of `mix` (`mix`: the default mix) and
+/// `meters_per_container` meters per container of 256 miners.
+async fn start_sim(
+    devices: usize,
+    base: IpAddr,
+    mix: &str,
+    meters_per_container: usize,
+) -> anyhow::Result<SimChild> {
     let dir = std::env::temp_dir().join(format!("hashmesh-bench-{}-{}", std::process::id(), base));
     std::fs::create_dir_all(&dir)?;
     let dir = TempDir(dir);
@@ -132,6 +232,7 @@ async fn start_sim(devices: usize, base: IpAddr, mix: &str) -> anyhow::Result<Si
         ])
         .arg("--manifest")
         .arg(&manifest_path)
+        .args(["--meters-per-container", &meters_per_container.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true);
@@ -209,21 +310,51 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
         ">P99 ms",
         ">ERRORS",
     ]);
+    let meters = Arc::new(MeterDriver::new());
     for family in families {
-        let mix = if family == "mix" {
-            "mix".to_string()
+        if args.transport_only && matches!(family.as_str(), "whatsminer" | "meter") {
+            eprintln!("{family}: no transport-only figure (a poll is several requests)");
+            continue;
+        }
+        let sim = if family == "meter" {
+            // N meters: 256 per container (one per miner slot) over plain cgminer containers.
+            start_sim(args.devices, args.base, "cgminer=1", CONTAINER_DEVICES).await?
+        } else if family == "mix" {
+            start_sim(args.devices, args.base, "mix", 0).await?
         } else {
-            format!("{family}=100")
+            start_sim(args.devices, args.base, &format!("{family}=100"), 0).await?
         };
-        let mut sim = start_sim(args.devices, args.base, &mix).await?;
+        let mut sim = sim;
+        let http = Arc::new(HttpClient::new());
         let mut targets: Vec<(Target, Poller)> = Vec::with_capacity(sim.manifest.len());
-        for entry in &sim.manifest {
+        if family == "meter" {
+            for entry in &sim.manifest {
+                if let Some(meter) = entry.meter_target() {
+                    let target = Target::new(entry.ip);
+                    targets.push((target, Poller::Meter(meters.clone(), Box::new(meter))));
+                }
+            }
+            targets.truncate(args.devices);
+        }
+        for entry in sim
+            .manifest
+            .iter()
+            .filter(|e| e.is_miner() && family != "meter")
+        {
             let driver = registry
                 .get(driver_name(&entry.family))
                 .with_context(|| format!("no driver for simulated family {}", entry.family))?;
             let mut target = Target::new(entry.ip);
             target.rpc_port = entry.port;
-            let poller = if args.transport_only {
+            if let Some(port) = entry.web_port {
+                target.web_port = port;
+            }
+            if let Some(port) = entry.v3_port {
+                target.whatsminer_v3_port = port;
+            }
+            let poller = if args.transport_only && entry.family == "bitaxe" {
+                Poller::Http(http.clone(), BITAXE_INFO_PATH)
+            } else if args.transport_only {
                 Poller::Transport(transport_request(&entry.family))
             } else {
                 Poller::Driver(driver)
@@ -241,6 +372,13 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             args.threads,
         )
         .await;
+        // A kept Modbus connection belongs to the warm-up's runtimes, which are gone now:
+        // close them so the measured polls do not each start with a dead socket.
+        for (_, poller) in targets.iter() {
+            if let Poller::Meter(driver, meter) = poller {
+                driver.disconnect(meter.addr, meter.unit_id);
+            }
+        }
         let cpu_before = cpu_time();
         let started = Instant::now();
         let (mut latencies_us, errors) = run_polls(
@@ -309,6 +447,10 @@ enum Poller {
     Driver(Arc<dyn Driver>),
     /// The family's request and reply only, unparsed: the transport floor to compare with.
     Transport(Vec<u8>),
+    /// One keep-alive HTTP GET of a path on the web port, unparsed (Bitaxe's transport floor).
+    Http(Arc<HttpClient>, &'static str),
+    /// A full meter poll (every register batch of its map, decoded) over a kept connection.
+    Meter(Arc<MeterDriver>, Box<MeterTarget>),
 }
 
 impl Poller {
@@ -320,6 +462,16 @@ impl Poller {
                     .await
                     .map(|_| ())
             }
+            Poller::Http(client, path) => client
+                .send_ok(
+                    target.web_addr(),
+                    Request::get(path),
+                    None,
+                    &target.timeouts,
+                )
+                .await
+                .map(|_| ()),
+            Poller::Meter(driver, meter) => driver.poll(meter).await.map(|_| ()),
         }
     }
 }
@@ -427,8 +579,13 @@ async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
     if scan::count_hosts(std::slice::from_ref(&args.range)) < args.devices as u64 {
         bail!("{} devices do not fit in {}", args.devices, args.range);
     }
-    let mut sim = start_sim(args.devices, base, "mix").await?;
-    let expected = sim.manifest.iter().filter(|e| e.faults.is_empty()).count();
+    let mut sim = start_sim(args.devices, base, "mix", 1).await?;
+    // Meters are on the Modbus port, which the scan does not probe by default.
+    let expected = sim
+        .manifest
+        .iter()
+        .filter(|e| e.is_miner() && e.faults.is_empty())
+        .count();
     let progress = Arc::new(ScanProgress::default());
     let cpu_before = cpu_time();
     let started = Instant::now();

@@ -1,11 +1,14 @@
 //! `hashmesh sim`: starts a simulated fleet on loopback addresses and keeps it running until
-//! SIGINT/SIGTERM. Prints exactly one line on stdout, `ready <N> devices`, once every device
-//! is bound; everything else goes to stderr.
+//! SIGINT/SIGTERM. Prints exactly one line on stdout, `ready <N> devices` (N miners, as asked
+//! with `--devices`; the containers' meters come on top), once every device is bound;
+//! everything else goes to stderr.
 //!
 //! A process here may hold at most 20,000 open files, so a big fleet is spread over worker
 //! processes: the binary re-executes itself as `hashmesh sim --worker START:COUNT …`, each
-//! worker binds its range and prints `ready <COUNT>`, and exits when its stdin closes (that is,
-//! when the parent dies). The parent kills its workers when it is stopped.
+//! worker binds its range of fleet entries and prints `ready <COUNT>`, and exits when its stdin
+//! closes (that is, when the parent dies). The parent kills its workers when it is stopped.
+//! Ranges are cut by listening sockets, not by devices: a stock Antminer holds two (RPC and
+//! web), a Whatsminer on API v3 two (4433 and the degraded v2).
 
 use anyhow::{Context, bail};
 use hashmesh_sim::faults::FaultPlan;
@@ -31,10 +34,24 @@ pub struct SimArgs {
     /// Address of the first device (must be in 127.0.0.0/8); the rest follow, skipping .0/.255.
     #[arg(long, default_value = "127.20.0.1")]
     pub base: Ipv4Addr,
-    /// RPC port of every device (4028 on real miners).
+    /// RPC port of every miner that has one (4028 on real miners).
     #[arg(long, default_value_t = 4028)]
     pub port: u16,
-    /// Family mix as family=weight pairs.
+    /// HTTP port of Antminer web interfaces and Bitaxe devices (80 on real devices).
+    #[arg(long, default_value_t = 80)]
+    pub web_port: u16,
+    /// Whatsminer API v3 port (4433 on real devices).
+    #[arg(long, default_value_t = 4433)]
+    pub v3_port: u16,
+    /// Modbus TCP port of the power meters (502 on real meters).
+    #[arg(long, default_value_t = 502)]
+    pub modbus_port: u16,
+    /// Power meters per container of 256 miners (0 for none); they take the addresses after
+    /// the last miner.
+    #[arg(long, default_value_t = 1)]
+    pub meters_per_container: usize,
+    /// Family mix as family=weight pairs (cgminer, bfgminer, antminer, avalon, braiins, luxos,
+    /// whatsminer, bitaxe).
     #[arg(long, default_value = DEFAULT_MIX)]
     pub mix: String,
     /// Faults: shares of the fleet (`offline=1%,hang=0.5%`) and/or pinned (`127.20.0.7=fan-fail`).
@@ -46,10 +63,11 @@ pub struct SimArgs {
     /// Test timing: reboots take about a second, temperatures settle in seconds.
     #[arg(long)]
     pub fast: bool,
-    /// Write a JSON manifest of every device (ip, port, family, model, faults, location, mac, serial).
+    /// Write a JSON manifest of every device (kind, ip, ports, family, model, faults, location,
+    /// mac, serial).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
-    /// Devices per worker process (each worker holds one listener per device).
+    /// Listening sockets per worker process (a device holds one or two).
     #[arg(long, default_value_t = 12_000)]
     pub per_worker: usize,
     /// Internal: serve only devices START..START+COUNT and report `ready COUNT`.
@@ -60,6 +78,10 @@ pub struct SimArgs {
 fn spec_of(args: &SimArgs) -> anyhow::Result<FleetSpec> {
     let mut spec = FleetSpec::new(args.devices, args.base);
     spec.port = args.port;
+    spec.web_port = args.web_port;
+    spec.v3_port = args.v3_port;
+    spec.modbus_port = args.modbus_port;
+    spec.meters_per_container = args.meters_per_container;
     spec.mix = fleet::parse_mix(&args.mix)
         .map_err(anyhow::Error::msg)
         .context("--mix")?;
@@ -92,21 +114,31 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         fleet::write_manifest(&spec, std::io::BufWriter::new(file))
             .with_context(|| format!("writing manifest {}", path.display()))?;
     }
-    if spec.devices <= args.per_worker {
+    let ranges = fleet::split_by_listeners(&spec, args.per_worker);
+    if spec.meters() > 0 {
+        eprintln!(
+            "{} meters (Modbus TCP port {}) after the {} miners",
+            spec.meters(),
+            spec.modbus_port,
+            spec.devices
+        );
+    }
+    if ranges.len() <= 1 {
         // Small fleets run in this process; leave headroom for connections.
-        if (spec.devices as u64) + 512 > limit {
+        let listeners: usize = (0..spec.entries()).map(|i| spec.entry(i).listeners()).sum();
+        if (listeners as u64) + 512 > limit {
             bail!(
-                "{} devices need more open files than this process may hold ({limit})",
+                "{} devices need {listeners} listening sockets, more than this process may hold ({limit})",
                 spec.devices
             );
         }
-        let serving = serve_on_own_thread(spec.clone(), 0..spec.devices).await?;
+        let serving = serve_on_own_thread(spec.clone(), 0..spec.entries()).await?;
         announce(&format!("ready {} devices", spec.devices))?;
         wait_for_stop().await?;
         drop(serving);
         return Ok(());
     }
-    let mut workers = start_workers(&args, &spec).await?;
+    let mut workers = start_workers(&args, &spec, &ranges).await?;
     announce(&format!("ready {} devices", spec.devices))?;
     let outcome = tokio::select! {
         r = wait_for_stop() => r,
@@ -135,13 +167,15 @@ struct Worker {
     _stdin: Option<tokio::process::ChildStdin>,
 }
 
-async fn start_workers(args: &SimArgs, spec: &FleetSpec) -> anyhow::Result<Vec<Worker>> {
+async fn start_workers(
+    args: &SimArgs,
+    spec: &FleetSpec,
+    ranges: &[std::ops::Range<usize>],
+) -> anyhow::Result<Vec<Worker>> {
     let exe = std::env::current_exe().context("finding the hashmesh binary to start workers")?;
     let mut workers = Vec::new();
-    let mut start = 0;
-    while start < spec.devices {
-        let count = args.per_worker.min(spec.devices - start);
-        let range = format!("{start}:{count}");
+    for r in ranges {
+        let range = format!("{}:{}", r.start, r.len());
         let mut cmd = Command::new(&exe);
         cmd.arg(SUBCOMMAND)
             .arg("--devices")
@@ -150,6 +184,14 @@ async fn start_workers(args: &SimArgs, spec: &FleetSpec) -> anyhow::Result<Vec<W
             .arg(args.base.to_string())
             .arg("--port")
             .arg(args.port.to_string())
+            .arg("--web-port")
+            .arg(args.web_port.to_string())
+            .arg("--v3-port")
+            .arg(args.v3_port.to_string())
+            .arg("--modbus-port")
+            .arg(args.modbus_port.to_string())
+            .arg("--meters-per-container")
+            .arg(args.meters_per_container.to_string())
             .arg("--mix")
             .arg(&args.mix)
             .arg("--faults")
@@ -176,7 +218,6 @@ async fn start_workers(args: &SimArgs, spec: &FleetSpec) -> anyhow::Result<Vec<W
             child,
             _stdin: stdin,
         });
-        start += count;
     }
     for w in &mut workers {
         let stdout = w.child.stdout.take().context("worker stdout")?;
@@ -225,8 +266,8 @@ async fn run_worker(spec: &FleetSpec, range: &str) -> anyhow::Result<()> {
         .with_context(|| format!("bad --worker range '{range}' (expected START:COUNT)"))?;
     let end = start
         .checked_add(count)
-        .filter(|e| *e <= spec.devices)
-        .context("--worker range past --devices")?;
+        .filter(|e| *e <= spec.entries())
+        .context("--worker range past the fleet's entries")?;
     let serving = serve_on_own_thread(spec.clone(), start..end).await?;
     announce(&format!("ready {count}"))?;
     let outcome = tokio::select! {
@@ -250,7 +291,7 @@ impl Drop for Serving {
     }
 }
 
-/// Starts devices `range` on a single-threaded runtime in a new thread. Every request is a
+/// Starts fleet entries `range` on a single-threaded runtime in a new thread. Every request is a
 /// short burst of work, so one thread per process serves them with less switching than a
 /// work-stealing pool, and several worker processes still use every core.
 async fn serve_on_own_thread(
@@ -375,5 +416,41 @@ mod tests {
         assert!(bad.is_ok_and(|a| spec_of(&a).is_err()));
         let bad = Cli::try_parse_from(["t", "--mix", "antminer=x"]).map(|c| c.sim);
         assert!(bad.is_ok_and(|a| spec_of(&a).is_err()));
+        let bad = Cli::try_parse_from(["t", "--mix", "meter=5"]).map(|c| c.sim);
+        assert!(bad.is_ok_and(|a| spec_of(&a).is_err()));
+        let bad = Cli::try_parse_from(["t", "--port", "80"]).map(|c| c.sim);
+        assert!(
+            bad.is_ok_and(|a| spec_of(&a).is_err()),
+            "RPC and web port clash"
+        );
+        let cli = Cli::try_parse_from([
+            "t",
+            "--port",
+            "14029",
+            "--web-port",
+            "18080",
+            "--v3-port",
+            "14433",
+            "--modbus-port",
+            "15020",
+            "--meters-per-container",
+            "2",
+        ]);
+        let args = cli.map(|c| c.sim).unwrap_or_else(|e| panic!("{e}"));
+        let spec = spec_of(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (spec.port, spec.web_port, spec.v3_port, spec.modbus_port),
+            (14029, 18080, 14433, 15020)
+        );
+        assert_eq!((spec.meters_per_container, spec.meters()), (2, 2));
+        let defaults = Cli::try_parse_from(["t"]).map(|c| c.sim);
+        let spec = defaults
+            .map_err(anyhow::Error::from)
+            .and_then(|a| spec_of(&a))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (spec.port, spec.web_port, spec.v3_port, spec.modbus_port),
+            (4028, 80, 4433, 502)
+        );
     }
 }
