@@ -1,6 +1,6 @@
 //! Braiins OS commands over its cgminer-compatible API: privileged `pause` / `resume` for sleep
-//! and wake, `restart`, and cgminer pool commands. Power targets, the locate LED and reboot are
-//! on the gRPC (50051) and REST (port 80) APIs, which belong in their own file here later.
+//! and wake (the fallback when no REST API answers), `restart`, and cgminer pool commands.
+//! Power targets, the locate LED and reboot are on the REST API ([`super::rest`]).
 
 use crate::cgminer::control;
 use crate::driver::Ack;
@@ -16,7 +16,7 @@ pub async fn send_rpc(target: &Target, command: &Command) -> Result<Ack, DriverE
         Command::RestartMining => control::restart(target).await,
         Command::SetPools { pools } => control::set_pools(target, pools).await,
         other => Err(DriverError::Unsupported(format!(
-            "braiins {} needs the gRPC/REST API, which this driver does not use yet",
+            "braiins {} is not carried by the cgminer-compatible API",
             other.name()
         ))),
     }

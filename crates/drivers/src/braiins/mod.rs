@@ -1,10 +1,16 @@
 //! Braiins OS (bosminer / BOSer) through its cgminer-compatible API on 4028 (PROTOCOLS.md
 //! §5.1): identity from `version` and `devdetails`; per poll one multi-command with summary,
 //! pools, boards, fans, temperatures and the autotuner's power figures (single commands for
-//! firmwares that refuse it, remembered per device); sleep and wake by `pause` / `resume`.
+//! firmwares that refuse it, remembered per device). Writes go over the REST API on the web
+//! port ([`rest`]): power target, locate LED, pause / resume / reboot; sleep and wake fall back
+//! to `pause` / `resume` on 4028 when no web port answers.
+//!
+//! Power modes: Braiins has no low / normal / high presets (its tuner takes a watt or hashrate
+//! target), so `SetPowerMode` is unsupported; use `SetPowerTarget`.
 
 pub mod control;
 pub mod parse;
+pub mod rest;
 
 use crate::cgminer::control::request;
 use crate::cgminer::reply::decode;
@@ -25,6 +31,8 @@ pub struct BraiinsDriver {
     /// Devices this driver paused: a paused bosminer reports zero hashrate but, on some
     /// versions, no paused state over this API, so this tells sleeping from failed.
     paused: DeviceSet,
+    /// REST sessions and connections for the writes.
+    rest: rest::RestClient,
 }
 
 impl BraiinsDriver {
@@ -85,9 +93,12 @@ impl Driver for BraiinsDriver {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            reboot: true,
             restart_mining: true,
             set_pools: true,
+            power_target: true,
             sleep_wake: true,
+            locate_led: true,
             ..Capabilities::default()
         }
     }
@@ -101,6 +112,57 @@ impl Driver for BraiinsDriver {
     }
 
     async fn poll(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
+        let mut snap = self.poll_rpc(target).await?;
+        // Only a device this driver has written to over REST is read there too: the extra
+        // round trips are for read-back, not for every poll of the fleet.
+        if self.rest.has_session(target.web_addr()) {
+            let (led, power_target_w) = self.rest.read_back(target).await;
+            snap.locate_led_on = led.or(snap.locate_led_on);
+            snap.power_target_w = power_target_w.or(snap.power_target_w);
+        }
+        Ok(snap)
+    }
+
+    async fn send(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
+        let ack = match command {
+            Command::SetPowerTarget { power_w } => {
+                self.rest.set_power_target(target, *power_w).await?
+            }
+            Command::LocateLed { on } => self.rest.set_locate(target, *on).await?,
+            Command::Reboot => self.rest.action(target, "reboot").await?,
+            Command::Sleep | Command::Wake => {
+                let action = if *command == Command::Sleep {
+                    "pause"
+                } else {
+                    "resume"
+                };
+                match self.rest.action(target, action).await {
+                    Ok(ack) => ack,
+                    Err(e) if e.is_offline() => {
+                        tracing::debug!(addr = %target.web_addr(), "no REST API; using 4028");
+                        control::send_rpc(target, command).await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Command::SetPowerMode { .. } => {
+                return Err(DriverError::Unsupported(
+                    "Braiins OS has no low/normal/high modes; set a power target instead".into(),
+                ));
+            }
+            _ => control::send_rpc(target, command).await?,
+        };
+        match command {
+            Command::Sleep => self.paused.insert(target.rpc_addr()),
+            Command::Wake => self.paused.remove(target.rpc_addr()),
+            _ => {}
+        }
+        Ok(ack)
+    }
+}
+
+impl BraiinsDriver {
+    async fn poll_rpc(&self, target: &Target) -> Result<MinerSnapshot, DriverError> {
         let addr = target.rpc_addr();
         let paused = self.paused.contains(addr);
         if !self.single.contains(addr) {
@@ -112,15 +174,5 @@ impl Driver for BraiinsDriver {
             self.single.insert(addr);
         }
         self.poll_single(target, paused).await
-    }
-
-    async fn send(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
-        let ack = control::send_rpc(target, command).await?;
-        match command {
-            Command::Sleep => self.paused.insert(target.rpc_addr()),
-            Command::Wake => self.paused.remove(target.rpc_addr()),
-            _ => {}
-        }
-        Ok(ack)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod antminer;
 pub mod bitaxe;
+pub mod braiins;
 pub mod digest;
 
 use std::collections::HashMap;
