@@ -1,0 +1,1 @@
+//! Metrics export: Prometheus text exposition and remote-write.

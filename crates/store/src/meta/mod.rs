@@ -1,0 +1,1 @@
+//! Relational state of a node in SQLite.
