@@ -5,6 +5,7 @@
 //! "ANTMINER") win over stock.
 
 use crate::cgminer::proto;
+use crate::credentials::{CredentialSource, DeviceRef};
 use crate::error::DriverError;
 use crate::registry::Registry;
 use crate::target::{Target, Timeouts};
@@ -175,9 +176,21 @@ pub async fn identify_open(
     rpc_port: u16,
     limits: &IdentifyLimits,
 ) -> Identification {
+    identify_open_with(registry, ip, rpc_port, limits, None).await
+}
+
+/// [`identify_open`], with the device's logins from `credentials` for the details stage (the
+/// Antminer web interface holds MAC and serial behind a login).
+pub async fn identify_open_with(
+    registry: &Registry,
+    ip: IpAddr,
+    rpc_port: u16,
+    limits: &IdentifyLimits,
+    credentials: Option<&dyn CredentialSource>,
+) -> Identification {
     match timeout(
         limits.per_host,
-        identify_inner(registry, ip, rpc_port, limits),
+        identify_inner(registry, ip, rpc_port, limits, credentials),
     )
     .await
     {
@@ -194,6 +207,7 @@ async fn identify_inner(
     ip: IpAddr,
     rpc_port: u16,
     limits: &IdentifyLimits,
+    credentials: Option<&dyn CredentialSource>,
 ) -> Identification {
     let timeouts = Timeouts {
         connect: limits.request,
@@ -242,6 +256,14 @@ async fn identify_inner(
     let mut target = Target::new(ip);
     target.rpc_port = rpc_port;
     target.timeouts = timeouts;
+    if let Some(source) = credentials {
+        target.credentials = source.credentials_for(&DeviceRef {
+            ip,
+            mac: None,
+            groups: &[],
+            family: driver.name(),
+        });
+    }
     match driver.identify(&target).await {
         Ok(identity) => Identification::Identified {
             family: driver.name(),
@@ -261,6 +283,17 @@ pub async fn identify(
     rpc_port: u16,
     limits: &IdentifyLimits,
 ) -> Result<(&'static str, DeviceIdentity), DriverError> {
+    identify_with(registry, ip, rpc_port, limits, None).await
+}
+
+/// [`identify`], with the device's logins from `credentials` for the details stage.
+pub async fn identify_with(
+    registry: &Registry,
+    ip: IpAddr,
+    rpc_port: u16,
+    limits: &IdentifyLimits,
+    credentials: Option<&dyn CredentialSource>,
+) -> Result<(&'static str, DeviceIdentity), DriverError> {
     match probe_port(
         SocketAddr::new(ip, rpc_port),
         limits.probe_connect.max(Duration::from_secs(1)),
@@ -276,7 +309,7 @@ pub async fn identify(
         }
         PortState::Silent => return Err(DriverError::Timeout(limits.probe_connect, "connect")),
     }
-    match identify_open(registry, ip, rpc_port, limits).await {
+    match identify_open_with(registry, ip, rpc_port, limits, credentials).await {
         Identification::Identified { family, identity } => Ok((family, identity)),
         Identification::Unknown { reason, .. } => Err(DriverError::Unsupported(reason)),
         Identification::Unresponsive => Err(DriverError::Timeout(limits.per_host, "identify")),

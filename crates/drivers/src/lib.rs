@@ -16,6 +16,7 @@ pub mod avalon;
 pub mod bitaxe;
 pub mod braiins;
 pub mod cgminer;
+pub mod credentials;
 pub mod http;
 pub mod identify;
 pub mod luxos;
@@ -26,7 +27,7 @@ pub mod whatsminer;
 pub use driver::{Ack, Capabilities, Driver};
 pub use error::DriverError;
 pub use registry::Registry;
-pub use target::{Credentials, Target, Timeouts};
+pub use target::{CredentialSet, Credentials, Target, Timeouts};
 pub use verify::{Verdict, VerifyPolicy};
 
 /// Current wall-clock time in unix milliseconds.

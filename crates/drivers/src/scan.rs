@@ -6,6 +6,7 @@
 //! exchanges: the cgminer-style RPC first, then the web API (Bitaxe/AxeOS), then Modbus meters. A host that stays silent (as opposed to refusing) gets one
 //! later retry with a longer deadline: a cold ARP cache drops first SYNs on real networks.
 
+use crate::credentials::{CredentialSource, DeviceRef};
 use crate::identify::{self, Identification, IdentifyLimits, PortState};
 use crate::modbus::{self, MeterDriver, MeterTarget};
 use crate::registry::Registry;
@@ -39,6 +40,8 @@ pub struct ScanOptions {
     pub retry_connect: Duration,
     /// Read each identified device once, so the result carries hashrate and power.
     pub poll: bool,
+    /// Logins for devices that need one to be identified or read (none: factory defaults).
+    pub credentials: Option<Arc<dyn CredentialSource>>,
 }
 
 impl Default for ScanOptions {
@@ -53,6 +56,7 @@ impl Default for ScanOptions {
             limits: IdentifyLimits::default(),
             retry_connect: Duration::from_secs(1),
             poll: true,
+            credentials: None,
         }
     }
 }
@@ -298,8 +302,25 @@ async fn identify_host(
     target.timeouts.connect = options.limits.request;
     target.timeouts.total = options.limits.request;
     if ports.rpc {
-        match identify::identify_open(registry, ip, options.rpc_port, &options.limits).await {
+        let credentials = options.credentials.as_deref();
+        let found = identify::identify_open_with(
+            registry,
+            ip,
+            options.rpc_port,
+            &options.limits,
+            credentials,
+        )
+        .await;
+        match found {
             Identification::Identified { family, identity } => {
+                if let Some(source) = credentials {
+                    target.credentials = source.credentials_for(&DeviceRef {
+                        ip,
+                        mac: identity.mac.as_deref(),
+                        groups: &[],
+                        family,
+                    });
+                }
                 return device(registry, family, identity, &target, options).await;
             }
             Identification::Unknown { family, reason } => {

@@ -1,4 +1,9 @@
 //! Where a device is and how to reach it: address, ports, credentials and deadlines.
+//!
+//! Credentials travel as a [`CredentialSet`]: the logins an operator configured for the device,
+//! best first (in hashmesh, from the credential store: device entry, its groups, its family; see
+//! [`crate::credentials`]). A driver that needs a login tries those, then its vendor's factory
+//! defaults, stops at the first the device accepts and remembers it for that device.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -33,9 +38,124 @@ pub struct Credentials {
     pub password: String,
 }
 
+impl Credentials {
+    /// A login of `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Credentials({}, ***)", self.username)
+    }
+}
+
+/// The logins to try on one device, best first, and whether the vendor's factory defaults
+/// follow them. Empty (the default) means "factory defaults only".
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialSet {
+    configured: Vec<Credentials>,
+    factory_defaults: bool,
+}
+
+impl Default for CredentialSet {
+    fn default() -> Self {
+        CredentialSet {
+            configured: Vec::new(),
+            factory_defaults: true,
+        }
+    }
+}
+
+impl CredentialSet {
+    /// These logins in order (repeats dropped), then the vendor's factory defaults.
+    pub fn new(logins: impl IntoIterator<Item = Credentials>) -> Self {
+        let mut set = CredentialSet::default();
+        for c in logins {
+            set.push(c);
+        }
+        set
+    }
+
+    /// Only these logins, never the factory defaults (for devices that lock out after a few
+    /// wrong tries, or to test one password).
+    pub fn only(logins: impl IntoIterator<Item = Credentials>) -> Self {
+        CredentialSet {
+            factory_defaults: false,
+            ..CredentialSet::new(logins)
+        }
+    }
+
+    /// Appends a login unless it is already in the set.
+    pub fn push(&mut self, login: Credentials) {
+        if !self.configured.contains(&login) {
+            self.configured.push(login);
+        }
+    }
+
+    /// The configured logins, best first (without the factory defaults).
+    pub fn configured(&self) -> &[Credentials] {
+        &self.configured
+    }
+
+    /// Whether no login is configured (only factory defaults, if those are allowed, are tried).
+    pub fn is_empty(&self) -> bool {
+        self.configured.is_empty()
+    }
+
+    /// Whether the vendor's factory defaults are tried after the configured logins.
+    pub fn tries_factory_defaults(&self) -> bool {
+        self.factory_defaults
+    }
+
+    /// Every login to try, in order: the configured ones, then `defaults` (when allowed), each
+    /// once.
+    pub fn candidates(&self, defaults: &[Credentials]) -> Vec<Credentials> {
+        let mut all = self.configured.clone();
+        if self.factory_defaults {
+            for d in defaults {
+                if !all.contains(d) {
+                    all.push(d.clone());
+                }
+            }
+        }
+        all
+    }
+}
+
+impl std::fmt::Debug for CredentialSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Usernames only: a Target is logged in many places.
+        let users: Vec<&str> = self
+            .configured
+            .iter()
+            .map(|c| c.username.as_str())
+            .collect();
+        write!(
+            f,
+            "CredentialSet({users:?}{})",
+            if self.factory_defaults {
+                " then factory defaults"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl From<Credentials> for CredentialSet {
+    fn from(login: Credentials) -> Self {
+        CredentialSet::new([login])
+    }
+}
+
+impl From<Vec<Credentials>> for CredentialSet {
+    fn from(logins: Vec<Credentials>) -> Self {
+        CredentialSet::new(logins)
     }
 }
 
@@ -50,8 +170,9 @@ pub struct Target {
     pub web_port: u16,
     /// Whatsminer API v3 port (4433 on real devices; length-prefixed JSON).
     pub whatsminer_v3_port: u16,
-    /// Credentials for writes, when the family needs them.
-    pub credentials: Option<Credentials>,
+    /// Logins to try for writes and web reads, when the family needs them (empty: the
+    /// vendor's factory defaults).
+    pub credentials: CredentialSet,
     /// Deadlines for each exchange.
     pub timeouts: Timeouts,
 }
@@ -64,7 +185,7 @@ impl Target {
             rpc_port: 4028,
             web_port: 80,
             whatsminer_v3_port: 4433,
-            credentials: None,
+            credentials: CredentialSet::default(),
             timeouts: Timeouts::default(),
         }
     }
@@ -82,5 +203,30 @@ impl Target {
     /// The web socket address.
     pub fn web_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.web_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_keep_order_and_drop_repeats() {
+        let a = Credentials::new("root", "a");
+        let b = Credentials::new("root", "b");
+        let root = Credentials::new("root", "root");
+        let set = CredentialSet::new([a.clone(), b.clone(), a.clone()]);
+        assert_eq!(set.configured(), &[a.clone(), b.clone()]);
+        assert_eq!(
+            set.candidates(&[root.clone(), b.clone()]),
+            vec![a.clone(), b.clone(), root.clone()]
+        );
+        let only = CredentialSet::only([b.clone()]);
+        let defaults = vec![root.clone()];
+        assert_eq!(only.candidates(&defaults), vec![b]);
+        assert_eq!(CredentialSet::default().candidates(&defaults), defaults);
+        let shown = format!("{:?}", CredentialSet::from(a));
+        assert!(!shown.contains("\"a\""), "{shown}");
+        assert!(shown.contains("root"), "{shown}");
     }
 }

@@ -5,8 +5,9 @@
 
 use hashmesh_core::{Command, CommandResult, MinerStatus, PoolConfig, PowerMode};
 use hashmesh_drivers::antminer::{AntminerDriver, web};
-use hashmesh_drivers::http::HttpClient;
-use hashmesh_drivers::{Credentials, Driver, DriverError, Target, Timeouts, VerifyPolicy};
+use hashmesh_drivers::{
+    CredentialSet, Credentials, Driver, DriverError, Target, Timeouts, VerifyPolicy,
+};
 use hashmesh_sim::web::WebFault;
 use hashmesh_sim::web::antminer::{AntminerWebConfig, RunningAntminerWeb, spawn_antminer_web};
 use hashmesh_sim::{DeviceConfig, Family, RunningDevice, Timing, spawn_device};
@@ -131,7 +132,7 @@ async fn legacy_mode_key_still_sleeps() {
     let driver = AntminerDriver::new();
     let out = driver.execute(&r.target, &Command::Sleep, &policy()).await;
     assert_eq!(out.result, CommandResult::Confirmed, "{out:?}");
-    let http = HttpClient::new();
+    let http = web::WebClient::new();
     let conf = web::miner_conf(&http, &r.target)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -194,10 +195,11 @@ async fn wrong_password_is_an_auth_error() {
     let r = rig().await;
     let driver = AntminerDriver::new();
     let mut target = r.target.clone();
-    target.credentials = Some(Credentials {
+    // Only this login: the factory default would be accepted by this simulator.
+    target.credentials = CredentialSet::only([Credentials {
         username: "root".into(),
         password: "wrong".into(),
-    });
+    }]);
     let err = driver.send(&target, &Command::Sleep).await.err();
     assert!(matches!(err, Some(DriverError::Auth(_))), "{err:?}");
     let out = driver.execute(&target, &Command::Sleep, &policy()).await;

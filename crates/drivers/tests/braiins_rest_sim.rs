@@ -119,10 +119,11 @@ async fn wrong_password_is_an_auth_error() {
     // Neither default works.
     let r = driver.send(&target, &Command::LocateLed { on: true }).await;
     assert!(matches!(r, Err(DriverError::Auth(_))), "{r:?}");
-    target.credentials = Some(Credentials {
+    target.credentials = Credentials {
         username: "root".into(),
         password: "wrong".into(),
-    });
+    }
+    .into();
     let r = driver.send(&target, &Command::LocateLed { on: true }).await;
     assert!(matches!(r, Err(DriverError::Auth(_))), "{r:?}");
     let out = driver
@@ -130,10 +131,11 @@ async fn wrong_password_is_an_auth_error() {
         .await;
     assert_eq!(out.result, CommandResult::Failed, "{out:?}");
     assert!(!dev.update(|s| s.led));
-    target.credentials = Some(Credentials {
+    target.credentials = Credentials {
         username: "root".into(),
         password: "s3cret".into(),
-    });
+    }
+    .into();
     confirmed(&driver, &target, Command::LocateLed { on: true }).await;
 }
 

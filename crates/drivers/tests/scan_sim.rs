@@ -128,6 +128,7 @@ async fn scan_identifies_a_mixed_subnet_with_faults() {
         },
         retry_connect: Duration::from_millis(300),
         poll: true,
+        credentials: None,
     };
     let progress = Arc::new(ScanProgress::default());
     let ranges = vec!["127.61.0.0/27".parse().expect("range")];

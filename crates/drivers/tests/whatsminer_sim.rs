@@ -7,7 +7,9 @@ use hashmesh_core::{
     Command, CommandResult, MinerSnapshot, MinerStatus, PoolConfig, PowerMode, Vendor,
 };
 use hashmesh_drivers::whatsminer::{Api, WhatsminerDriver, probe};
-use hashmesh_drivers::{Credentials, Driver, DriverError, Target, Timeouts, VerifyPolicy};
+use hashmesh_drivers::{
+    CredentialSet, Credentials, Driver, DriverError, Target, Timeouts, VerifyPolicy,
+};
 use hashmesh_sim::{
     Fault, RunningWhatsminer, Timing, WhatsminerApi, WhatsminerConfig, spawn_whatsminer,
 };
@@ -403,10 +405,11 @@ async fn wrong_password_is_an_auth_error() {
         )
         .await;
         let mut t = target(&dev);
-        t.credentials = Some(Credentials {
+        // Only this login: the factory default would be accepted by this simulator.
+        t.credentials = CredentialSet::only([Credentials {
             username: "super".into(),
             password: "not-the-password".into(),
-        });
+        }]);
         let d = WhatsminerDriver::new();
         let e = d
             .send(&t, &Command::LocateLed { on: true })
@@ -416,10 +419,10 @@ async fn wrong_password_is_an_auth_error() {
         assert!(!e.is_offline());
         assert!(e.to_string().starts_with("authentication failed"), "{e}");
         // The right password (given explicitly) works.
-        t.credentials = Some(Credentials {
+        t.credentials = CredentialSet::only([Credentials {
             username: "super".into(),
             password: dev.config().password.clone(),
-        });
+        }]);
         run(&d, &t, Command::LocateLed { on: true }).await;
     }
 }

@@ -6,9 +6,16 @@
 //! worker process can start its own range without anyone sending it the whole plan.
 //!
 //! Each device listens at its real ports: the cgminer-style RPC on [`FleetSpec::port`] (4028),
-//! a stock Antminer's web interface on [`FleetSpec::web_port`] (80), a Bitaxe's AxeOS API on the
-//! web port too, a Whatsminer with API v3 on [`FleetSpec::v3_port`] (4433) besides its degraded
-//! v2 service on the RPC port, and meters on [`FleetSpec::modbus_port`] (502).
+//! a stock Antminer's web interface and a Braiins OS device's REST API on
+//! [`FleetSpec::web_port`] (80), each attached to its RPC device so a write over the web shows
+//! in the RPC telemetry, a Bitaxe's AxeOS API on the web port too, a Whatsminer with API v3 on
+//! [`FleetSpec::v3_port`] (4433) besides its degraded v2 service on the RPC port, and meters on
+//! [`FleetSpec::modbus_port`] (502).
+//!
+//! Logins are the factory ones (PROTOCOLS.md §0): `root`/`root` on Antminer web interfaces;
+//! `root` with an empty password on half the Braiins devices and `root`/`root` on the other
+//! half (both are Braiins defaults, so clients must try them in order); `admin` / `super` on
+//! Whatsminers.
 //!
 //! Meters are not part of the mix: a container has [`FleetSpec::meters_per_container`] meters
 //! (one by default, on its incoming feeder, as most container sites meter them), each measuring
@@ -28,6 +35,7 @@ use crate::nameplate;
 use crate::web::WebFault;
 use crate::web::antminer::{AntminerWebConfig, RunningAntminerWeb, spawn_antminer_web};
 use crate::web::bitaxe::{BitaxeConfig, RunningBitaxe, spawn_bitaxe};
+use crate::web::braiins::{BraiinsWebConfig, RunningBraiinsWeb, spawn_braiins_web};
 use crate::whatsminer::{RunningWhatsminer, WhatsminerApi, WhatsminerConfig, spawn_whatsminer};
 use hashmesh_core::Location;
 use std::fmt;
@@ -70,7 +78,8 @@ pub enum FleetError {
 /// What a miner of the fleet runs: a cgminer-RPC firmware, or one with its own servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FleetFamily {
-    /// A firmware with a cgminer-style RPC (and for stock Antminer, its web interface).
+    /// A firmware with a cgminer-style RPC (and for stock Antminer and Braiins OS, its web
+    /// interface).
     Rpc(Family),
     /// MicroBT Whatsminer: API v2 on the RPC port, or v3 on 4433 plus a degraded v2.
     Whatsminer,
@@ -175,7 +184,8 @@ pub struct FleetSpec {
     pub base: Ipv4Addr,
     /// RPC port of every miner that has one (4028 on hardware).
     pub port: u16,
-    /// HTTP port of Antminer web interfaces and Bitaxe devices (80 on hardware).
+    /// HTTP port of Antminer web interfaces, Braiins OS REST APIs and Bitaxe devices (80 on
+    /// hardware).
     pub web_port: u16,
     /// Whatsminer API v3 port (4433 on hardware).
     pub v3_port: u16,
@@ -226,7 +236,8 @@ pub struct FleetDevice {
     pub ip: Ipv4Addr,
     /// The port a client polls: the RPC port, or for a Bitaxe (which has no RPC) its web port.
     pub port: u16,
-    /// HTTP port, for a stock Antminer (web interface) and a Bitaxe (AxeOS API).
+    /// HTTP port, for a stock Antminer (web interface), a Braiins OS device (REST API) and a
+    /// Bitaxe (AxeOS API).
     pub web_port: Option<u16>,
     /// API v3 port, for a Whatsminer on v3 firmware.
     pub v3_port: Option<u16>,
@@ -533,7 +544,9 @@ impl FleetSpec {
         let v3 = family == FleetFamily::Whatsminer && unit(seed, 83, 0) < 0.5;
         let (port, web_port) = match family {
             FleetFamily::Bitaxe => (self.web_port, Some(self.web_port)),
-            FleetFamily::Rpc(Family::Antminer) => (self.port, Some(self.web_port)),
+            FleetFamily::Rpc(Family::Antminer | Family::Braiins) => {
+                (self.port, Some(self.web_port))
+            }
             _ => (self.port, None),
         };
         let (mac, serial) = match family {
@@ -752,10 +765,28 @@ pub fn write_manifest(spec: &FleetSpec, mut out: impl std::io::Write) -> std::io
     out.flush()
 }
 
+/// The web service attached to an RPC miner of the fleet.
+pub enum RunningWeb {
+    /// A stock Antminer's CGI interface.
+    Antminer(RunningAntminerWeb),
+    /// A Braiins OS device's REST API.
+    Braiins(RunningBraiinsWeb),
+}
+
+impl RunningWeb {
+    /// The address it serves on.
+    pub fn local_addr(&self) -> SocketAddr {
+        match self {
+            RunningWeb::Antminer(w) => w.local_addr(),
+            RunningWeb::Braiins(w) => w.local_addr(),
+        }
+    }
+}
+
 /// One serving fleet entry; dropping it stops every service it runs.
 pub enum RunningEntry {
-    /// A cgminer-RPC miner, with its web interface for a stock Antminer.
-    Rpc(Arc<RunningDevice>, Option<RunningAntminerWeb>),
+    /// A cgminer-RPC miner, with its web interface for a stock Antminer or Braiins OS device.
+    Rpc(Arc<RunningDevice>, Option<RunningWeb>),
     /// A Whatsminer (v2, or v3 with its degraded v2).
     Whatsminer(RunningWhatsminer),
     /// A Bitaxe-class AxeOS device.
@@ -788,20 +819,10 @@ async fn spawn_miner(spec: &FleetSpec, d: &FleetDevice) -> std::io::Result<Runni
     match d.family {
         FleetFamily::Rpc(family) => {
             let dev = Arc::new(spawn_device(spec.config(d, false), rpc_addr).await?);
-            // A powered-off Antminer serves no web page either.
+            // A powered-off miner serves no web page either.
             let web = match d.web_port {
-                Some(port) if family == Family::Antminer && !offline => {
-                    let cfg = AntminerWebConfig {
-                        hostname: format!(
-                            "Antminer-{}",
-                            &d.serial[d.serial.len().saturating_sub(6)..]
-                        ),
-                        ..AntminerWebConfig::default()
-                    };
-                    Some(
-                        spawn_antminer_web(dev.clone(), cfg, SocketAddr::new(d.ip.into(), port))
-                            .await?,
-                    )
+                Some(port) if !offline => {
+                    spawn_web(d, family, dev.clone(), SocketAddr::new(d.ip.into(), port)).await?
                 }
                 _ => None,
             };
@@ -845,6 +866,46 @@ async fn spawn_miner(spec: &FleetSpec, d: &FleetDevice) -> std::io::Result<Runni
             let addr = SocketAddr::new(d.ip.into(), d.port);
             Ok(RunningEntry::Bitaxe(spawn_bitaxe(cfg, addr).await?))
         }
+    }
+}
+
+/// The web service of an RPC miner with one: a stock Antminer's CGI interface or a Braiins OS
+/// device's REST API, at its factory login (see the module documentation).
+async fn spawn_web(
+    d: &FleetDevice,
+    family: Family,
+    dev: Arc<RunningDevice>,
+    addr: SocketAddr,
+) -> std::io::Result<Option<RunningWeb>> {
+    Ok(match family {
+        Family::Antminer => {
+            let cfg = AntminerWebConfig {
+                hostname: format!("Antminer-{}", &d.serial[d.serial.len().saturating_sub(6)..]),
+                ..AntminerWebConfig::default()
+            };
+            Some(RunningWeb::Antminer(
+                spawn_antminer_web(dev, cfg, addr).await?,
+            ))
+        }
+        Family::Braiins => {
+            let cfg = BraiinsWebConfig {
+                password: braiins_password(d).into(),
+                ..BraiinsWebConfig::default()
+            };
+            Some(RunningWeb::Braiins(
+                spawn_braiins_web(dev, cfg, addr).await?,
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The factory password a fleet Braiins OS device has: empty or `root`, half and half.
+pub fn braiins_password(d: &FleetDevice) -> &'static str {
+    if unit(d.seed, 86, 0) < 0.5 {
+        ""
+    } else {
+        "root"
     }
 }
 
@@ -1005,7 +1066,9 @@ mod tests {
         for i in 0..spec.devices {
             let d = spec.device(i);
             let (port, web, v3, listeners) = match d.family {
-                FleetFamily::Rpc(Family::Antminer) => (14029, Some(18080), None, 2),
+                FleetFamily::Rpc(Family::Antminer | Family::Braiins) => {
+                    (14029, Some(18080), None, 2)
+                }
                 FleetFamily::Bitaxe => (18080, Some(18080), None, 1),
                 FleetFamily::Whatsminer if d.v3_port.is_some() => (14029, None, Some(4433), 2),
                 _ => (14029, None, None, 1),
@@ -1067,7 +1130,8 @@ mod tests {
             assert!(held <= 1000, "{r:?} holds {held}");
             total += held;
         }
-        // Antminers and v3 Whatsminers hold two listeners: more than one per entry overall.
+        // Antminers, Braiins devices and v3 Whatsminers hold two listeners: more than one per
+        // entry overall.
         assert!(total > spec.entries() + 1000, "{total}");
         assert!(ranges.len() >= total.div_ceil(1000));
     }
@@ -1100,6 +1164,20 @@ mod tests {
     }
 
     #[test]
+    fn braiins_devices_have_either_factory_password() {
+        let mut spec = FleetSpec::new(200, Ipv4Addr::new(127, 20, 0, 1));
+        spec.mix = parse_mix("braiins").unwrap_or_default();
+        let empty = (0..200)
+            .filter(|&i| braiins_password(&spec.device(i)).is_empty())
+            .count();
+        assert!(
+            (60..=140).contains(&empty),
+            "{empty} of 200 with an empty password"
+        );
+        assert!((0..200).all(|i| matches!(braiins_password(&spec.device(i)), "" | "root")));
+    }
+
+    #[test]
     fn layout_in_racks_and_containers() {
         assert_eq!(location(0).rack.as_deref(), Some("C001-R01"));
         assert_eq!((location(0).shelf, location(0).slot), (Some(1), Some(1)));
@@ -1111,19 +1189,21 @@ mod tests {
 
     #[test]
     fn manifest_is_a_json_array_with_ports_per_kind() {
-        let mut spec = FleetSpec::new(40, Ipv4Addr::new(127, 20, 0, 1));
-        spec.mix = parse_mix("antminer,whatsminer,bitaxe,avalon").unwrap_or_default();
+        let mut spec = FleetSpec::new(50, Ipv4Addr::new(127, 20, 0, 1));
+        spec.mix = parse_mix("antminer,whatsminer,bitaxe,avalon,braiins").unwrap_or_default();
         let mut buf = Vec::new();
         write_manifest(&spec, &mut buf).unwrap_or_else(|e| panic!("{e}"));
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap_or_default();
         let list = v.as_array().cloned().unwrap_or_default();
-        assert_eq!(list.len(), 41);
+        assert_eq!(list.len(), 51);
         assert_eq!(v[1]["ip"], "127.20.0.2");
         assert!(v[1]["location"]["rack"].is_string());
-        for e in &list[..40] {
+        let mut families = std::collections::BTreeSet::new();
+        for e in &list[..50] {
             assert_eq!(e["kind"], "miner", "{e}");
+            families.insert(e["family"].as_str().unwrap_or_default().to_owned());
             match e["family"].as_str() {
-                Some("antminer") => {
+                Some("antminer" | "braiins") => {
                     assert_eq!(
                         (e["port"].as_u64(), e["web_port"].as_u64()),
                         (Some(4028), Some(80))
@@ -1147,9 +1227,10 @@ mod tests {
                 other => panic!("unexpected family {other:?}"),
             }
         }
-        let meter = &list[40];
+        assert_eq!(families.len(), 5, "{families:?}");
+        let meter = &list[50];
         assert_eq!(meter["kind"], "meter");
-        assert_eq!(meter["ip"], "127.20.0.41");
+        assert_eq!(meter["ip"], "127.20.0.51");
         assert_eq!(meter["modbus_port"], 502);
         assert!(
             meter["unit_id"]

@@ -1,10 +1,16 @@
 //! `hashmesh miner get|do <ip>`: read one miner in full, or command it and read the result back.
+//!
+//! Devices that need a login (Antminer web, Braiins REST, Whatsminer writes) get the logins of
+//! the credential store in `--data-dir` when there is one: the device's own entry, then the
+//! entries of the groups given with `--group`, then its family's, then the factory logins.
 
+use crate::cmd::creds::{DataDirArg, open_keyring};
 use crate::output::{Table, num};
 use anyhow::{Context, bail};
 use hashmesh_core::{Command, CommandResult, DeviceIdentity, MinerSnapshot, PoolConfig, PowerMode};
+use hashmesh_drivers::credentials::{CredentialSource, DeviceRef, Keyring};
 use hashmesh_drivers::identify::{self, IdentifyLimits};
-use hashmesh_drivers::{Registry, Target, VerifyPolicy};
+use hashmesh_drivers::{CredentialSet, Registry, Target, VerifyPolicy};
 use serde_json::json;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,6 +20,17 @@ use std::time::Duration;
 pub struct MinerArgs {
     #[command(subcommand)]
     action: MinerAction,
+}
+
+/// Where the device's logins come from.
+#[derive(clap::Args, Debug, Clone)]
+struct LoginArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// A group the device belongs to (site=A, rack=A/C01/R03, …), for the group logins of the
+    /// credential store; repeat for several, closest first.
+    #[arg(long = "group", value_name = "NAME")]
+    groups: Vec<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -28,6 +45,8 @@ enum MinerAction {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        logins: LoginArgs,
     },
     /// Send a command to a miner and read its state back until the effect shows.
     Do {
@@ -42,6 +61,8 @@ enum MinerAction {
         /// Give up confirming after this many seconds (reboots get five times as long).
         #[arg(long, default_value_t = 60)]
         verify_timeout_s: u64,
+        #[command(flatten)]
+        logins: LoginArgs,
         #[command(subcommand)]
         command: CommandArg,
     },
@@ -100,8 +121,13 @@ fn parse_pool(s: &str) -> Result<PoolConfig, String> {
 pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
     let registry = Registry::with_defaults();
     match args.action {
-        MinerAction::Get { ip, port, json } => {
-            let (family, identity, target) = locate(&registry, ip, port).await?;
+        MinerAction::Get {
+            ip,
+            port,
+            json,
+            logins,
+        } => {
+            let (family, identity, target) = locate(&registry, ip, port, &logins).await?;
             let driver = registry
                 .get(family)
                 .context("driver vanished from the registry")?;
@@ -122,6 +148,7 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
             port,
             json,
             verify_timeout_s,
+            logins,
             command,
         } => {
             let command = match command {
@@ -134,7 +161,7 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
                 CommandArg::PowerTarget { watts } => Command::SetPowerTarget { power_w: watts },
                 CommandArg::Pools { pools } => Command::SetPools { pools },
             };
-            let (family, _identity, target) = locate(&registry, ip, port).await?;
+            let (family, _identity, target) = locate(&registry, ip, port, &logins).await?;
             let driver = registry
                 .get(family)
                 .context("driver vanished from the registry")?;
@@ -165,16 +192,58 @@ pub async fn run(args: MinerArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The store's logins for a device in the groups the command line names.
+#[derive(Debug)]
+struct GroupLogins<'a> {
+    keyring: &'a Keyring,
+    groups: &'a [String],
+}
+
+impl CredentialSource for GroupLogins<'_> {
+    fn credentials_for(&self, device: &DeviceRef<'_>) -> CredentialSet {
+        self.keyring.lookup_lenient(&DeviceRef {
+            groups: self.groups,
+            ..*device
+        })
+    }
+}
+
+/// Identifies the device (with its logins, for the details behind a web login) and builds its
+/// target with the logins that apply to it. An entry that applies but cannot be decrypted is an
+/// error naming it.
 async fn locate(
     registry: &Registry,
     ip: IpAddr,
     port: u16,
+    logins: &LoginArgs,
 ) -> anyhow::Result<(&'static str, DeviceIdentity, Target)> {
-    let (family, identity) = identify::identify(registry, ip, port, &IdentifyLimits::default())
-        .await
-        .with_context(|| format!("identifying {ip}:{port}"))?;
+    let keyring = open_keyring(&logins.data.data_dir)?;
+    let source = keyring.as_ref().map(|keyring| GroupLogins {
+        keyring,
+        groups: &logins.groups,
+    });
+    let limits = IdentifyLimits::default();
+    let (family, identity) = identify::identify_with(
+        registry,
+        ip,
+        port,
+        &limits,
+        source.as_ref().map(|s| s as &dyn CredentialSource),
+    )
+    .await
+    .with_context(|| format!("identifying {ip}:{port}"))?;
     let mut target = Target::new(ip);
     target.rpc_port = port;
+    if let Some(keyring) = &keyring {
+        target.credentials = keyring
+            .lookup(&DeviceRef {
+                ip,
+                mac: identity.mac.as_deref(),
+                groups: &logins.groups,
+                family,
+            })
+            .with_context(|| format!("the stored logins of {ip}"))?;
+    }
     Ok((family, identity, target))
 }
 

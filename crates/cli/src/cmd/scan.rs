@@ -1,7 +1,10 @@
-//! `hashmesh scan <CIDR>...`: find and identify every miner in some address ranges.
+//! `hashmesh scan <CIDR>...`: find and identify every miner in some address ranges, with the
+//! logins of the credential store in `--data-dir` when there is one.
 
+use crate::cmd::creds::{DataDirArg, open_keyring};
 use crate::output::{Table, num};
 use hashmesh_drivers::Registry;
+use hashmesh_drivers::credentials::CredentialSource;
 use hashmesh_drivers::scan::{self, Found, ScanHit, ScanOptions, ScanProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipnet::IpNet;
@@ -47,6 +50,8 @@ pub struct ScanArgs {
     /// Deadline of each TCP reachability probe, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub connect_timeout_ms: u64,
+    #[command(flatten)]
+    pub data: DataDirArg,
 }
 
 /// Parses a CIDR range or a bare address.
@@ -72,6 +77,8 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<()> {
         ..ScanOptions::default()
     };
     options.limits.probe_connect = Duration::from_millis(args.connect_timeout_ms.max(1));
+    options.credentials = open_keyring(&args.data.data_dir)?
+        .map(|keyring| Arc::new(keyring) as Arc<dyn CredentialSource>);
     let progress = Arc::new(ScanProgress::default());
     let started = Instant::now();
     let mut hits = scan::scan(

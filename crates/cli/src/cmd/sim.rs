@@ -8,7 +8,8 @@
 //! worker binds its range of fleet entries and prints `ready <COUNT>`, and exits when its stdin
 //! closes (that is, when the parent dies). The parent kills its workers when it is stopped.
 //! Ranges are cut by listening sockets, not by devices: a stock Antminer holds two (RPC and
-//! web), a Whatsminer on API v3 two (4433 and the degraded v2).
+//! web interface), a Braiins OS device two (RPC and REST API), a Whatsminer on API v3 two
+//! (4433 and the degraded v2).
 
 use anyhow::{Context, bail};
 use hashmesh_sim::faults::FaultPlan;
@@ -37,7 +38,8 @@ pub struct SimArgs {
     /// RPC port of every miner that has one (4028 on real miners).
     #[arg(long, default_value_t = 4028)]
     pub port: u16,
-    /// HTTP port of Antminer web interfaces and Bitaxe devices (80 on real devices).
+    /// HTTP port of Antminer web interfaces, Braiins OS REST APIs and Bitaxe devices (80 on
+    /// real devices).
     #[arg(long, default_value_t = 80)]
     pub web_port: u16,
     /// Whatsminer API v3 port (4433 on real devices).

@@ -7,10 +7,10 @@
 //! with its web interface disabled but RPC writes allowed can still be re-pointed.
 
 use super::web;
+use crate::antminer::web::WebClient;
 use crate::cgminer::control;
 use crate::driver::{Ack, Driver};
 use crate::error::DriverError;
-use crate::http::HttpClient;
 use crate::target::Target;
 use crate::verify::VerifyPolicy;
 use hashmesh_core::{Command, CommandOutcome, CommandResult, PowerMode};
@@ -30,7 +30,7 @@ pub async fn send_rpc(target: &Target, command: &Command) -> Result<Ack, DriverE
 
 /// Sends a command over the interface that carries it.
 pub async fn send(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     command: &Command,
 ) -> Result<Ack, DriverError> {
@@ -82,7 +82,7 @@ pub fn wanted_mode(command: &Command) -> Option<i64> {
 /// Second half of a mode read-back (§2.5): once the 4028 `stats` mode confirms, the web
 /// configuration must hold the same `miner-mode`; a mismatch turns the outcome into a failure.
 pub async fn confirm_conf_mode(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     command: &Command,
     mut outcome: CommandOutcome,
@@ -118,7 +118,7 @@ pub async fn confirm_conf_mode(
 /// Switches the LED and reads `get_blink_status.cgi` until it shows the wanted state.
 pub async fn execute_led<D: Driver + ?Sized>(
     driver: &D,
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     on: bool,
     policy: &VerifyPolicy,

@@ -8,12 +8,17 @@
 //! the mode goes into both `miner-mode` and the legacy `bitmain-work-mode`, and the write
 //! deadline is at least [`WRITE_TIMEOUT`] because some builds take ~21 s to answer.
 //! Response parsers are pure functions so tests and fuzz targets call them directly.
+//!
+//! Logins: the target's [`crate::CredentialSet`], then `root`/`root`, tried in order by
+//! [`WebClient`], which remembers per device the one that worked; only a refused login
+//! (HTTP 401 after answering the Digest challenge) moves on to the next.
 
 use crate::cgminer::reply::{Flag, Text, excerpt};
+use crate::credentials::{LoginInterface, LoginMemo};
 use crate::driver::Ack;
 use crate::error::DriverError;
-use crate::http::{HttpClient, Request};
-use crate::target::{Credentials, Target};
+use crate::http::{HttpClient, Request, Response};
+use crate::target::Target;
 use hashmesh_core::PoolConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -25,12 +30,53 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(35);
 /// Pools the stock configuration always holds.
 pub const POOL_SLOTS: usize = 3;
 
-/// The credentials to use: the target's, else the stock default `root`/`root`.
-pub fn credentials(target: &Target) -> Credentials {
-    target.credentials.clone().unwrap_or_else(|| Credentials {
-        username: "root".into(),
-        password: "root".into(),
-    })
+/// The web client of one driver: keep-alive connections and Digest sessions per device, and
+/// which login each device accepted.
+#[derive(Debug, Default)]
+pub struct WebClient {
+    http: HttpClient,
+    logins: LoginMemo,
+}
+
+impl WebClient {
+    /// A client with no connections or logins yet.
+    pub fn new() -> Self {
+        WebClient::default()
+    }
+
+    /// The login `target`'s web interface last accepted (username and password), if any.
+    pub fn login_in_use(&self, target: &Target) -> Option<crate::Credentials> {
+        self.logins.remembered(target.web_addr())
+    }
+
+    /// Forgets the connections and the Digest session of `target` (after a reboot); the login
+    /// that worked is kept, since a reboot does not change it.
+    pub fn forget(&self, target: &Target) {
+        self.http.forget(target.web_addr());
+    }
+
+    /// Sends `req` within `total`, trying the target's logins in order (the one that worked
+    /// last time first). Returns any status other than a refused login.
+    async fn send(
+        &self,
+        target: &Target,
+        req: Request<'_>,
+        total: Duration,
+    ) -> Result<Response, DriverError> {
+        let addr = target.web_addr();
+        let candidates = target
+            .credentials
+            .candidates(&LoginInterface::AntminerWeb.factory_defaults());
+        self.logins
+            .try_in_order(addr, LoginInterface::AntminerWeb, candidates, |login| {
+                let http = &self.http;
+                async move {
+                    http.send(addr, req, Some(&login), &target.timeouts, total)
+                        .await
+                }
+            })
+            .await
+    }
 }
 
 /// What `get_system_info.cgi` tells about the unit.
@@ -211,50 +257,35 @@ pub fn parse_blink_status(raw: &[u8]) -> Result<bool, DriverError> {
 
 const CGI: &str = "/cgi-bin/";
 
-async fn get(http: &HttpClient, target: &Target, name: &str) -> Result<Vec<u8>, DriverError> {
+async fn get(http: &WebClient, target: &Target, name: &str) -> Result<Vec<u8>, DriverError> {
     let path = format!("{CGI}{name}");
-    let creds = credentials(target);
     let resp = http
-        .send_ok(
-            target.web_addr(),
-            Request::get(&path),
-            Some(&creds),
-            &target.timeouts,
-        )
+        .send(target, Request::get(&path), target.timeouts.total)
         .await?;
-    Ok(resp.body)
+    Ok(crate::http::check_status(resp, &path)?.body)
 }
 
 async fn post(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     name: &str,
     body: &[u8],
     total: Duration,
 ) -> Result<Vec<u8>, DriverError> {
     let path = format!("{CGI}{name}");
-    let creds = credentials(target);
     let req = Request::json("POST", &path, body);
-    let resp = http
-        .send(
-            target.web_addr(),
-            req,
-            Some(&creds),
-            &target.timeouts,
-            total,
-        )
-        .await?;
+    let resp = http.send(target, req, total).await?;
     Ok(crate::http::check_status(resp, &path)?.body)
 }
 
 /// Reads `get_system_info.cgi`.
-pub async fn system_info(http: &HttpClient, target: &Target) -> Result<SystemInfo, DriverError> {
+pub async fn system_info(http: &WebClient, target: &Target) -> Result<SystemInfo, DriverError> {
     parse_system_info(&get(http, target, "get_system_info.cgi").await?)
 }
 
 /// Reads `get_miner_conf.cgi`.
 pub async fn miner_conf(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
 ) -> Result<Map<String, Value>, DriverError> {
     parse_miner_conf(&get(http, target, "get_miner_conf.cgi").await?)
@@ -262,7 +293,7 @@ pub async fn miner_conf(
 
 /// Writes a whole configuration with `set_miner_conf.cgi`, allowing at least [`WRITE_TIMEOUT`].
 pub async fn set_miner_conf(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     conf: &Map<String, Value>,
 ) -> Result<Ack, DriverError> {
@@ -272,14 +303,14 @@ pub async fn set_miner_conf(
 }
 
 /// Reads the configuration, changes the work mode (0 normal, 1 sleep, 3 low power), writes it.
-pub async fn set_mode(http: &HttpClient, target: &Target, mode: i64) -> Result<Ack, DriverError> {
+pub async fn set_mode(http: &WebClient, target: &Target, mode: i64) -> Result<Ack, DriverError> {
     let conf = miner_conf(http, target).await?;
     set_miner_conf(http, target, &with_mode(conf, mode)).await
 }
 
 /// Reads the configuration, replaces the pools, writes it.
 pub async fn set_pools(
-    http: &HttpClient,
+    http: &WebClient,
     target: &Target,
     pools: &[PoolConfig],
 ) -> Result<Ack, DriverError> {
@@ -288,7 +319,7 @@ pub async fn set_pools(
 }
 
 /// Switches the locate LED with `blink.cgi`.
-pub async fn blink(http: &HttpClient, target: &Target, on: bool) -> Result<Ack, DriverError> {
+pub async fn blink(http: &WebClient, target: &Target, on: bool) -> Result<Ack, DriverError> {
     let body: &[u8] = if on {
         br#"{"blink":"true"}"#
     } else {
@@ -299,13 +330,13 @@ pub async fn blink(http: &HttpClient, target: &Target, on: bool) -> Result<Ack, 
 }
 
 /// Reads the locate LED state from `get_blink_status.cgi`.
-pub async fn blink_status(http: &HttpClient, target: &Target) -> Result<bool, DriverError> {
+pub async fn blink_status(http: &WebClient, target: &Target) -> Result<bool, DriverError> {
     parse_blink_status(&get(http, target, "get_blink_status.cgi").await?)
 }
 
 /// Asks for a reboot with `reboot.cgi`. The controller may drop the connection at once, which
 /// counts as a silent acknowledgement.
-pub async fn reboot(http: &HttpClient, target: &Target) -> Result<Ack, DriverError> {
+pub async fn reboot(http: &WebClient, target: &Target) -> Result<Ack, DriverError> {
     match get(http, target, "reboot.cgi").await {
         Ok(body) => Ok(Ack {
             message: String::from_utf8_lossy(&body)
@@ -316,7 +347,7 @@ pub async fn reboot(http: &HttpClient, target: &Target) -> Result<Ack, DriverErr
             silent: false,
         }),
         Err(DriverError::Io(_)) | Err(DriverError::Malformed(_)) => {
-            http.forget(target.web_addr());
+            http.forget(target);
             Ok(Ack {
                 message: "connection closed by the rebooting controller".into(),
                 silent: true,

@@ -6,7 +6,12 @@
 //!
 //! The shared [`crate::http::HttpClient`] speaks Digest only, so this keeps its own small pool
 //! of keep-alive connections over the same [`crate::http::wire`] framing.
+//!
+//! Logins: the target's [`crate::CredentialSet`], then `root` with an empty password, then
+//! `root`/`root` (PROTOCOLS.md §0), in order until one is accepted; the one that worked is
+//! remembered per device and tried first when a session has to be opened again.
 
+use crate::credentials::{LoginInterface, LoginMemo};
 use crate::driver::Ack;
 use crate::error::DriverError;
 use crate::http::{Response, check_status, wire};
@@ -32,6 +37,7 @@ pub const LOGIN_PATH: &str = "/api/v1/auth/login";
 pub struct RestClient {
     tokens: Mutex<HashMap<SocketAddr, String>>,
     idle: Mutex<HashMap<SocketAddr, (Conn, Instant)>>,
+    logins: LoginMemo,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -197,41 +203,41 @@ impl RestClient {
         }
     }
 
-    /// Logs in with the target's credentials, else `root` with an empty password, then
-    /// `root`/`root` (PROTOCOLS §0).
+    /// Logs in with the first of the target's logins (then the factory defaults) that the
+    /// device accepts. A 401 or 403 refuses that login; anything else ends the search.
     async fn login(&self, target: &Target) -> Result<String, DriverError> {
-        let candidates: Vec<Credentials> = match &target.credentials {
-            Some(c) => vec![c.clone()],
-            None => ["", "root"]
-                .into_iter()
-                .map(|p| Credentials {
-                    username: "root".into(),
-                    password: p.into(),
-                })
-                .collect(),
-        };
-        for c in &candidates {
-            let body = serde_json::json!({"username": c.username, "password": c.password});
-            let body = body.to_string();
-            let resp = self
-                .raw(target, "POST", LOGIN_PATH, None, Some(body.as_bytes()))
-                .await?;
-            if matches!(resp.status, 401 | 403) {
-                continue;
-            }
-            let resp = check_status(resp, LOGIN_PATH)?;
-            let token = parse_token(&resp.body)?;
-            lock(&self.tokens).insert(target.web_addr(), token.clone());
-            return Ok(token);
+        let addr = target.web_addr();
+        let candidates = target
+            .credentials
+            .candidates(&LoginInterface::BraiinsRest.factory_defaults());
+        let token = self
+            .logins
+            .try_in_order(addr, LoginInterface::BraiinsRest, candidates, |login| {
+                self.login_as(target, login)
+            })
+            .await?;
+        lock(&self.tokens).insert(addr, token.clone());
+        Ok(token)
+    }
+
+    async fn login_as(&self, target: &Target, login: Credentials) -> Result<String, DriverError> {
+        let body = serde_json::json!({"username": login.username, "password": login.password});
+        let body = body.to_string();
+        let resp = self
+            .raw(target, "POST", LOGIN_PATH, None, Some(body.as_bytes()))
+            .await?;
+        if matches!(resp.status, 401 | 403) {
+            return Err(DriverError::Auth(format!(
+                "{LOGIN_PATH}: HTTP {} for user '{}'",
+                resp.status, login.username
+            )));
         }
-        let tried = if target.credentials.is_some() {
-            format!("user '{}'", candidates.first().map_or("", |c| &c.username))
-        } else {
-            "root with an empty password and root/root".to_owned()
-        };
-        Err(DriverError::Auth(format!(
-            "Braiins REST login refused ({tried})"
-        )))
+        parse_token(&check_status(resp, LOGIN_PATH)?.body)
+    }
+
+    /// The login the device at `target` last accepted, if any.
+    pub fn login_in_use(&self, target: &Target) -> Option<Credentials> {
+        self.logins.remembered(target.web_addr())
     }
 
     /// An authenticated request: logs in when there is no token, and once more on a 401
