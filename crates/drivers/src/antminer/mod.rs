@@ -18,19 +18,19 @@ use crate::cgminer::reply::{Decoded, decode};
 use crate::cgminer::{SingleCommandDevices, proto};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
-use crate::http::HttpClient;
 use crate::target::Target;
 use crate::verify::VerifyPolicy;
 use async_trait::async_trait;
 use hashmesh_core::{Command, CommandOutcome, DeviceIdentity, MinerSnapshot};
 use parse::AntStats;
+use web::WebClient;
 
 /// Driver for Antminer stock firmware (name `antminer`).
 #[derive(Debug, Default)]
 pub struct AntminerDriver {
     single: SingleCommandDevices,
     /// Keep-alive connections and Digest logins of the web interfaces.
-    web: HttpClient,
+    web: WebClient,
 }
 
 impl AntminerDriver {

@@ -14,17 +14,21 @@
 //!   device for 30 min and refreshed on code 135; v3 `ts` + SHA-256 token with the cached salt,
 //!   pools encrypted ([`crypto`], [`control`]). Every command is confirmed by reading back.
 //!
-//! Credentials: `target.credentials`, else the vendor defaults (v2 admin password `admin`,
-//! v3 account `super`/`super`). A refused login is [`DriverError::Auth`].
+//! Logins: the target's [`crate::CredentialSet`], then the vendor defaults (v2 admin password
+//! `admin`, v3 account `super`/`super`), tried in order until the device accepts one, which is
+//! remembered per device (v2 ignores the username: only the admin password is used; v3 sends
+//! the username as its `account`, `super` when empty). When every login is refused the error is
+//! [`DriverError::Auth`] with the usernames tried.
 
 pub mod control;
 pub mod crypto;
 pub mod parse;
 pub mod proto;
 
+use crate::credentials::{LoginInterface, LoginMemo};
 use crate::driver::{Ack, Capabilities, Driver};
 use crate::error::DriverError;
-use crate::target::{Target, Timeouts};
+use crate::target::{Credentials, Target, Timeouts};
 use async_trait::async_trait;
 use control::V2WriteReply;
 use crypto::V2Keys;
@@ -34,6 +38,7 @@ use proto::{v2_exchange, v2_request, v3_exchange, v3_exchange_many, v3_request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The v2 admin password of a factory-fresh device.
@@ -69,7 +74,8 @@ struct Memo {
     single_commands: bool,
     v3_one_frame_per_connection: bool,
     watch_led: bool,
-    v2_keys: Option<(Instant, V2Keys)>,
+    /// Write keys of the current v2 token, and the login they were derived from.
+    v2_keys: Option<(Instant, V2Keys, Credentials)>,
     v3_salt: Option<String>,
 }
 
@@ -78,6 +84,8 @@ struct Memo {
 pub struct WhatsminerDriver {
     /// Per device (keyed by its 4028 address).
     memo: Mutex<HashMap<SocketAddr, Memo>>,
+    /// The login each device accepted (keyed by the v2 or v3 address it was used on).
+    logins: LoginMemo,
 }
 
 /// What identification found at an address.
@@ -138,20 +146,12 @@ async fn v2_identify(target: &Target) -> Result<DeviceIdentity, DriverError> {
     parse::v2_identity(&details, &version, info.as_deref())
 }
 
-fn password(target: &Target, default: &str) -> String {
-    target
-        .credentials
-        .as_ref()
-        .map_or_else(|| default.to_owned(), |c| c.password.clone())
-}
-
-fn account(target: &Target) -> String {
-    target
-        .credentials
-        .as_ref()
-        .map(|c| c.username.trim())
-        .filter(|u| !u.is_empty())
-        .map_or_else(|| DEFAULT_V3_ACCOUNT.to_owned(), str::to_owned)
+/// The v3 `account` of a login: its username, `super` when empty.
+fn account(login: &Credentials) -> &str {
+    match login.username.trim() {
+        "" => DEFAULT_V3_ACCOUNT,
+        u => u,
+    }
 }
 
 fn now_unix_s() -> u64 {
@@ -290,15 +290,21 @@ impl WhatsminerDriver {
         ))
     }
 
-    /// The v2 write keys of a device: cached, or from a fresh `get_token`.
-    async fn v2_keys(&self, target: &Target, fresh: bool) -> Result<V2Keys, DriverError> {
+    /// The v2 write keys of a device for `login`: cached (when made for that login), or from a
+    /// fresh `get_token`.
+    async fn v2_keys(
+        &self,
+        target: &Target,
+        login: &Credentials,
+        fresh: bool,
+    ) -> Result<V2Keys, DriverError> {
         let addr = target.rpc_addr();
         if !fresh {
             let cached = self.with_memo(addr, |m| {
                 m.v2_keys
                     .as_ref()
-                    .filter(|(at, _)| at.elapsed() < TOKEN_REUSE)
-                    .map(|(_, k)| k.clone())
+                    .filter(|(at, _, made_for)| at.elapsed() < TOKEN_REUSE && made_for == login)
+                    .map(|(_, k, _)| k.clone())
             });
             if let Some(k) = cached {
                 return Ok(k);
@@ -306,21 +312,44 @@ impl WhatsminerDriver {
         }
         let token = control::parse_token(&v2_get(target, "get_token").await?)?;
         let keys = V2Keys::derive(
-            &password(target, DEFAULT_V2_PASSWORD),
+            &login.password,
             token.time.trimmed(),
             token.salt.trimmed(),
             token.newsalt.trimmed(),
         );
-        self.with_memo(addr, |m| m.v2_keys = Some((Instant::now(), keys.clone())));
+        self.with_memo(addr, |m| {
+            m.v2_keys = Some((Instant::now(), keys.clone(), login.clone()))
+        });
         Ok(keys)
     }
 
+    /// A v2 write with each of the target's logins in turn until one is accepted.
     async fn send_v2(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
         let body = control::v2_write(command)?;
+        let candidates = target
+            .credentials
+            .candidates(&LoginInterface::WhatsminerV2.factory_defaults());
+        self.logins
+            .try_in_order(
+                target.rpc_addr(),
+                LoginInterface::WhatsminerV2,
+                candidates,
+                |login| self.send_v2_as(target, command, &body, login),
+            )
+            .await
+    }
+
+    async fn send_v2_as(
+        &self,
+        target: &Target,
+        command: &Command,
+        body: &str,
+        login: Credentials,
+    ) -> Result<Ack, DriverError> {
         let addr = target.rpc_addr();
         for attempt in 0..WRITE_ATTEMPTS {
-            let keys = self.v2_keys(target, attempt > 0).await?;
-            let raw = match v2_exchange(addr, &keys.seal(&body), &target.timeouts).await {
+            let keys = self.v2_keys(target, &login, attempt > 0).await?;
+            let raw = match v2_exchange(addr, &keys.seal(body), &target.timeouts).await {
                 Ok(raw) => raw,
                 Err(e) if closed_without_reply(&e) && restarts(command) => {
                     return Ok(silent(command));
@@ -371,17 +400,40 @@ impl WhatsminerDriver {
         Ok(salt)
     }
 
+    /// A v3 write with each of the target's logins in turn until one is accepted.
     async fn send_v3(&self, target: &Target, command: &Command) -> Result<Ack, DriverError> {
         let w = control::v3_write(command)?;
-        let pw = password(target, DEFAULT_V3_PASSWORD);
-        let acct = account(target);
-        let mut last = None;
-        // A second attempt with a fresh salt covers a salt that changed since it was cached.
-        for fresh in [false, true] {
+        let candidates = target
+            .credentials
+            .candidates(&LoginInterface::WhatsminerV3.factory_defaults());
+        // The salt is fetched again at most once per write: a refused token may only mean
+        // that the cached salt changed, not that the login is wrong.
+        let salt_refreshed = AtomicBool::new(false);
+        self.logins
+            .try_in_order(
+                target.whatsminer_v3_addr(),
+                LoginInterface::WhatsminerV3,
+                candidates,
+                |login| self.send_v3_as(target, command, &w, login, &salt_refreshed),
+            )
+            .await
+    }
+
+    async fn send_v3_as(
+        &self,
+        target: &Target,
+        command: &Command,
+        w: &control::V3Write,
+        login: Credentials,
+        salt_refreshed: &AtomicBool,
+    ) -> Result<Ack, DriverError> {
+        let acct = account(&login);
+        let mut fresh = false;
+        loop {
             let salt = self.v3_salt(target, fresh).await?;
             let ts = now_unix_s();
-            let (token, key) = crypto::v3_token(w.cmd, &pw, &salt, ts);
-            let req = control::v3_request(&w, &acct, &token, &key, ts);
+            let (token, key) = crypto::v3_token(w.cmd, &login.password, &salt, ts);
+            let req = control::v3_request(w, acct, &token, &key, ts);
             let raw = match v3_exchange(
                 target.whatsminer_v3_addr(),
                 req.as_bytes(),
@@ -402,11 +454,16 @@ impl WhatsminerDriver {
                         silent: false,
                     });
                 }
-                Err(DriverError::Auth(m)) => last = Some(DriverError::Auth(m)),
+                Err(DriverError::Auth(m)) => {
+                    if !fresh && !salt_refreshed.swap(true, Ordering::Relaxed) {
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(DriverError::Auth(m));
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| DriverError::Auth("write refused".into())))
     }
 }
 
