@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A discrete power mode, for firmwares that offer modes rather than (or besides) a watt target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PowerMode {
     /// Low power (efficiency) mode.
@@ -41,6 +42,7 @@ impl std::str::FromStr for PowerMode {
 
 /// One pool entry to configure on a miner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolConfig {
     /// Stratum URL, e.g. `stratum+tcp://pool.example:3333`.
     pub url: String,
@@ -52,6 +54,7 @@ pub struct PoolConfig {
 
 /// A command an operator can send to a miner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// Reboot the controller.
@@ -102,6 +105,7 @@ impl Command {
 
 /// How a command ended, after the device's state was read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CommandResult {
     /// The device's state shows the command took effect.
@@ -116,6 +120,7 @@ pub enum CommandResult {
 
 /// The outcome of one command on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandOutcome {
     /// The command that was sent.
     pub command: Command,

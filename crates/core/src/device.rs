@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Stable identifier of a device, kept across IP changes (MAC or serial based when known).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct DeviceId(pub String);
 
@@ -34,6 +35,7 @@ impl fmt::Display for DeviceId {
 
 /// What sort of equipment a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// An ASIC miner or a small open miner such as a Bitaxe.
@@ -48,6 +50,7 @@ pub enum DeviceKind {
 
 /// The company that made the hardware (not the firmware).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Vendor {
     /// Bitmain (Antminer).
@@ -83,6 +86,7 @@ impl fmt::Display for Vendor {
 
 /// A hardware model as the vendor names it, e.g. `Antminer S19 Pro` or `AvalonMiner 1346`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Model(pub String);
 
@@ -94,6 +98,7 @@ impl fmt::Display for Model {
 
 /// The firmware family running on a device; third-party firmware differs from stock in API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FirmwareKind {
     /// The vendor's own firmware (bmminer, Canaan cgminer, btminer).
@@ -129,6 +134,7 @@ impl FirmwareKind {
 
 /// Firmware family and the build string the device reports.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Firmware {
     /// Which firmware family.
     pub kind: FirmwareKind,
@@ -148,6 +154,7 @@ impl fmt::Display for Firmware {
 
 /// Where a device physically stands: site / container-or-room / rack / shelf / slot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     /// The site (a farm).
     pub site: Option<String>,
@@ -163,6 +170,7 @@ pub struct Location {
 
 /// Who a device is: what identification found at an address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceIdentity {
     /// Kind of equipment.
     pub kind: DeviceKind,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One reading of a three-phase power meter, normalised to W, var, VA, V, A, Hz and kWh.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeterSnapshot {
     /// When the reading was taken, unix milliseconds.
     pub time_unix_ms: i64,
@@ -48,6 +49,7 @@ pub struct MeterSnapshot {
 
 /// Who a power meter is, as read from its identification registers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeterIdentity {
     /// Manufacturer, e.g. `ABB`, `Schneider Electric`, `Satec`.
     pub manufacturer: String,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The state a miner is in, as an operator would describe it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MinerStatus {
     /// Hashing normally.
@@ -35,6 +36,7 @@ impl MinerStatus {
 
 /// Where a power figure came from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PowerSource {
     /// Measured by the device (a PSU or wall-power reading).
@@ -47,6 +49,7 @@ pub enum PowerSource {
 
 /// One hash board (chain) of a miner.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BoardSnapshot {
     /// Board index, 0-based, in the order the firmware lists populated boards.
     pub index: u32,
@@ -78,6 +81,7 @@ pub struct BoardSnapshot {
 
 /// Pool connection state as the miner reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PoolStatus {
     /// Connected and usable.
@@ -92,6 +96,7 @@ pub enum PoolStatus {
 
 /// One configured pool and its share counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolSnapshot {
     /// Pool position in the miner's list (0 = first priority).
     pub index: u32,
@@ -113,6 +118,7 @@ pub struct PoolSnapshot {
 
 /// A vendor error code with its message, as the firmware reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VendorError {
     /// The firmware's own code (e.g. `J0:8`, `ECHU 1`, `530`).
     pub code: String,
@@ -122,6 +128,7 @@ pub struct VendorError {
 
 /// Everything one poll of a miner saw, normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MinerSnapshot {
     /// When the poll completed, unix milliseconds.
     pub time_unix_ms: i64,
