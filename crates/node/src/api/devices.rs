@@ -1,0 +1,721 @@
+//! Device routes: the filtered, sorted, paged device table (fast at 100,000 devices), the
+//! values the filters offer, one device in full, and one device's history.
+//!
+//! The table is built from live state at most once a second into a [`RowCache`] of compact
+//! rows (shared `Arc`s, a few numbers), so a request filters and sorts plain memory instead of
+//! locking 100,000 devices.
+
+use super::params::{HistoryQuery, resolution_name};
+use super::{AppState, blocking};
+use crate::auth::RequireViewer;
+use crate::error::ApiError;
+use crate::live::{DeviceInfo, DeviceStatus, LiveState, PollFailure, Reading};
+use crate::node::NodeInner;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use hashmesh_core::DeviceId;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One device as the table shows it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    info: Arc<DeviceInfo>,
+    status: DeviceStatus,
+    reading: Option<Reading>,
+    failure: Option<PollFailure>,
+    last_poll_unix_ms: Option<i64>,
+    hashrate_ths: Option<f64>,
+    power_w: Option<f64>,
+    chip_temp_max_c: Option<f64>,
+}
+
+impl Row {
+    fn build(d: &crate::live::LiveDevice) -> Row {
+        let info = d.info();
+        let (status, reading, failure, last_poll) = d.with_state(|s| {
+            (
+                s.status,
+                s.reading.clone(),
+                s.failure.clone(),
+                s.last_poll_unix_ms,
+            )
+        });
+        let (hashrate_ths, power_w, chip_temp_max_c) = match &reading {
+            Some(Reading::Miner(s)) if status.is_online() => {
+                (s.hashrate_ths, s.power_w, s.max_chip_temp_c())
+            }
+            Some(Reading::Meter(m)) if status.is_online() => (None, m.active_power_total_w, None),
+            _ => (None, None, None),
+        };
+        Row {
+            info,
+            status,
+            reading,
+            failure,
+            last_poll_unix_ms: last_poll,
+            hashrate_ths,
+            power_w,
+            chip_temp_max_c,
+        }
+    }
+
+    /// Identity and location.
+    pub fn info(&self) -> &Arc<DeviceInfo> {
+        &self.info
+    }
+
+    /// Current status.
+    pub fn status(&self) -> DeviceStatus {
+        self.status
+    }
+
+    /// Current hashrate (none while not answering).
+    pub fn hashrate_ths(&self) -> Option<f64> {
+        self.hashrate_ths
+    }
+
+    /// Hottest chip now.
+    pub fn chip_temp_max_c(&self) -> Option<f64> {
+        self.chip_temp_max_c
+    }
+
+    /// Nominal hashrate, from the last reading.
+    pub fn expected_hashrate_ths(&self) -> Option<f64> {
+        self.miner().and_then(|s| s.expected_hashrate_ths)
+    }
+
+    fn miner(&self) -> Option<&hashmesh_core::MinerSnapshot> {
+        match &self.reading {
+            Some(Reading::Miner(s)) if self.status.is_online() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The JSON form of the row.
+    pub fn to_json(&self) -> RowJson {
+        let i = &self.info;
+        let m = self.miner();
+        RowJson {
+            id: i.id.0.clone(),
+            ip: i.ip.to_string(),
+            kind: match i.kind {
+                hashmesh_core::DeviceKind::PowerMeter => "power_meter",
+                _ => "miner",
+            },
+            family: i.family.clone(),
+            vendor: i.vendor.clone(),
+            model: i.model.clone(),
+            firmware: i.firmware.clone(),
+            status: self.status.as_str(),
+            hashrate_ths: self.hashrate_ths,
+            expected_hashrate_ths: m.and_then(|s| s.expected_hashrate_ths),
+            power_w: self.power_w,
+            efficiency_j_per_th: m.and_then(|s| s.efficiency_j_per_th),
+            chip_temp_max_c: self.chip_temp_max_c,
+            fan_rpm_max: m.and_then(|s| s.fans_rpm.iter().copied().max()),
+            site: i.location.site.clone(),
+            container: i.location.container.clone(),
+            rack: i.location.rack.clone(),
+            shelf: i.location.shelf,
+            slot: i.location.slot,
+            uptime_s: m.and_then(|s| s.uptime_s),
+            active_pool: m.and_then(|s| s.active_pool()).map(|p| p.url.clone()),
+            error: self.failure.as_ref().map(|f| f.message.clone()),
+            last_poll_unix_ms: self.last_poll_unix_ms,
+        }
+    }
+
+    fn number(&self, field: &str) -> Option<f64> {
+        let m = self.miner();
+        match field {
+            "hashrate_ths" => self.hashrate_ths,
+            "power_w" => self.power_w,
+            "chip_temp_max_c" => self.chip_temp_max_c,
+            "expected_hashrate_ths" => m.and_then(|s| s.expected_hashrate_ths),
+            "efficiency_j_per_th" => m.and_then(|s| s.efficiency_j_per_th),
+            "fan_rpm_max" => m.and_then(|s| s.fans_rpm.iter().copied().max()).map(f64::from),
+            "uptime_s" => m.and_then(|s| s.uptime_s).map(|u| u as f64),
+            "shelf" => self.info.location.shelf.map(f64::from),
+            "slot" => self.info.location.slot.map(f64::from),
+            "last_poll_unix_ms" => self.last_poll_unix_ms.map(|t| t as f64),
+            _ => None,
+        }
+    }
+}
+
+/// A device row in JSON.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RowJson {
+    id: String,
+    ip: String,
+    kind: &'static str,
+    family: String,
+    vendor: String,
+    model: String,
+    firmware: String,
+    status: &'static str,
+    hashrate_ths: Option<f64>,
+    expected_hashrate_ths: Option<f64>,
+    power_w: Option<f64>,
+    efficiency_j_per_th: Option<f64>,
+    chip_temp_max_c: Option<f64>,
+    fan_rpm_max: Option<u32>,
+    site: Option<String>,
+    container: Option<String>,
+    rack: Option<String>,
+    shelf: Option<u16>,
+    slot: Option<u16>,
+    uptime_s: Option<u64>,
+    active_pool: Option<String>,
+    error: Option<String>,
+    last_poll_unix_ms: Option<i64>,
+}
+
+/// The device table, rebuilt from live state when older than [`ROW_TTL`].
+#[derive(Default)]
+pub struct RowCache {
+    inner: Mutex<Option<(Instant, Arc<Vec<Row>>)>>,
+}
+
+/// How old the device table may be before a request rebuilds it.
+pub const ROW_TTL: Duration = Duration::from_secs(1);
+
+impl RowCache {
+    /// The current table.
+    pub fn get(&self, live: &LiveState) -> Arc<Vec<Row>> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, rows)) = g.as_ref()
+            && at.elapsed() < ROW_TTL
+            && rows.len() == live.len()
+        {
+            return rows.clone();
+        }
+        let rows: Arc<Vec<Row>> = Arc::new(live.all().iter().map(|d| Row::build(d)).collect());
+        *g = Some((Instant::now(), rows.clone()));
+        rows
+    }
+}
+
+/// `GET /api/v1/devices` query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    vendor: Option<String>,
+    model: Option<String>,
+    family: Option<String>,
+    site: Option<String>,
+    container: Option<String>,
+    rack: Option<String>,
+    ip: Option<String>,
+    q: Option<String>,
+    kind: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Largest page.
+pub const MAX_LIMIT: usize = 5000;
+
+const SORTABLE: [&str; 19] = [
+    "id",
+    "ip",
+    "family",
+    "vendor",
+    "model",
+    "status",
+    "site",
+    "container",
+    "rack",
+    "hashrate_ths",
+    "expected_hashrate_ths",
+    "power_w",
+    "efficiency_j_per_th",
+    "chip_temp_max_c",
+    "fan_rpm_max",
+    "uptime_s",
+    "shelf",
+    "slot",
+    "last_poll_unix_ms",
+];
+
+/// A checked filter.
+struct Filter {
+    statuses: Option<Vec<DeviceStatus>>,
+    vendor: Option<Vec<String>>,
+    model: Option<Vec<String>>,
+    family: Option<Vec<String>>,
+    site: Option<Vec<String>>,
+    container: Option<Vec<String>>,
+    rack: Option<Vec<String>>,
+    kind: Option<hashmesh_core::DeviceKind>,
+    ip: Option<String>,
+    q: Option<String>,
+}
+
+fn list_of(v: &Option<String>) -> Option<Vec<String>> {
+    v.as_ref().map(|s| {
+        s.split(',')
+            .map(|x| x.trim().to_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+}
+
+impl Filter {
+    fn parse(q: &ListQuery) -> Result<Filter, ApiError> {
+        let statuses = match &q.status {
+            None => None,
+            Some(s) => Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| {
+                        DeviceStatus::ALL
+                            .into_iter()
+                            .find(|st| st.as_str() == x)
+                            .ok_or_else(|| {
+                                ApiError::bad_request(format!(
+                                    "status: unknown status '{x}' (expected {})",
+                                    DeviceStatus::ALL.map(|s| s.as_str()).join(", ")
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let kind = match q.kind.as_deref() {
+            None => None,
+            Some("miner") => Some(hashmesh_core::DeviceKind::Miner),
+            Some("power_meter") => Some(hashmesh_core::DeviceKind::PowerMeter),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "kind: unknown kind '{other}' (expected miner or power_meter)"
+                )));
+            }
+        };
+        if let Some(ip) = &q.ip
+            && !ip.chars().all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
+        {
+            return Err(ApiError::bad_request(format!(
+                "ip: '{ip}' is not an address or address prefix"
+            )));
+        }
+        Ok(Filter {
+            statuses,
+            vendor: list_of(&q.vendor),
+            model: list_of(&q.model),
+            family: list_of(&q.family),
+            site: list_of(&q.site),
+            container: list_of(&q.container),
+            rack: list_of(&q.rack),
+            kind,
+            ip: q.ip.clone(),
+            q: q.q.as_ref().map(|s| s.to_lowercase()).filter(|s| !s.is_empty()),
+        })
+    }
+
+    fn matches(&self, r: &Row) -> bool {
+        let i = &r.info;
+        let one = |want: &Option<Vec<String>>, have: Option<&str>| match want {
+            None => true,
+            Some(list) => have.is_some_and(|h| list.iter().any(|w| w.eq_ignore_ascii_case(h))),
+        };
+        self.statuses.as_ref().is_none_or(|s| s.contains(&r.status))
+            && self.kind.is_none_or(|k| k == i.kind)
+            && one(&self.vendor, Some(&i.vendor))
+            && one(&self.model, Some(&i.model))
+            && one(&self.family, Some(&i.family))
+            && one(&self.site, i.location.site.as_deref())
+            && one(&self.container, i.location.container.as_deref())
+            && one(&self.rack, i.location.rack.as_deref())
+            && self.ip.as_ref().is_none_or(|p| i.ip.to_string().starts_with(p.as_str()))
+            && self.q.as_ref().is_none_or(|q| {
+                [
+                    Some(i.id.0.as_str()),
+                    Some(&i.model),
+                    i.serial.as_deref(),
+                    i.mac.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|f| f.to_lowercase().contains(q.as_str()))
+                    || i.ip.to_string().contains(q.as_str())
+            })
+    }
+}
+
+fn text_key<'a>(r: &'a Row, field: &str) -> Option<&'a str> {
+    let i = &r.info;
+    match field {
+        "id" => Some(&i.id.0),
+        "family" => Some(&i.family),
+        "vendor" => Some(&i.vendor),
+        "model" => Some(&i.model),
+        "status" => Some(r.status.as_str()),
+        "site" => i.location.site.as_deref(),
+        "container" => i.location.container.as_deref(),
+        "rack" => i.location.rack.as_deref(),
+        _ => None,
+    }
+}
+
+fn compare(a: &Row, b: &Row, field: &str) -> Ordering {
+    match field {
+        "ip" => a.info.ip.cmp(&b.info.ip),
+        "id" | "family" | "vendor" | "model" | "status" | "site" | "container" | "rack" => {
+            // Natural order, so R2 comes before R10.
+            natural(text_key(a, field), text_key(b, field))
+        }
+        // Devices without the value sort last whichever the direction.
+        _ => match (a.number(field), b.number(field)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        },
+    }
+}
+
+fn natural(a: Option<&str>, b: Option<&str>) -> Ordering {
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(_), None) => return Ordering::Less,
+        (None, Some(_)) => return Ordering::Greater,
+        (None, None) => return Ordering::Equal,
+    };
+    let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (x.peek().copied(), y.peek().copied()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let mut n = String::new();
+                while let Some(c) = x.next_if(char::is_ascii_digit) {
+                    n.push(c);
+                }
+                let mut m = String::new();
+                while let Some(d) = y.next_if(char::is_ascii_digit) {
+                    m.push(d);
+                }
+                let o = n
+                    .trim_start_matches('0')
+                    .len()
+                    .cmp(&m.trim_start_matches('0').len())
+                    .then_with(|| n.trim_start_matches('0').cmp(m.trim_start_matches('0')));
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            (Some(c), Some(d)) => {
+                let o = c.to_ascii_lowercase().cmp(&d.to_ascii_lowercase());
+                if o != Ordering::Equal {
+                    return o;
+                }
+                x.next();
+                y.next();
+            }
+        }
+    }
+}
+
+/// A page of the device table.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page {
+    /// Devices the node manages.
+    pub total: usize,
+    /// Devices the filter matched.
+    pub matched: usize,
+    /// Offset of the first item.
+    pub offset: usize,
+    /// The page.
+    pub items: Vec<RowJson>,
+}
+
+/// Filters, sorts and pages the table (pure; used by the handler and the benchmark).
+pub fn page(rows: &[Row], q: &ListQuery) -> Result<Page, ApiError> {
+    let filter = Filter::parse(q)?;
+    let sort = q.sort.as_deref().unwrap_or("ip");
+    if !SORTABLE.contains(&sort) {
+        return Err(ApiError::bad_request(format!(
+            "sort: cannot sort by '{sort}' (expected one of {})",
+            SORTABLE.join(", ")
+        )));
+    }
+    let desc = match q.order.as_deref().unwrap_or("asc") {
+        "asc" => false,
+        "desc" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "order: '{other}' (expected asc or desc)"
+            )));
+        }
+    };
+    let limit = q.limit.unwrap_or(200);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is above the maximum of {MAX_LIMIT}"
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let mut hits: Vec<&Row> = rows.iter().filter(|r| filter.matches(r)).collect();
+    let matched = hits.len();
+    let cmp = |a: &&Row, b: &&Row| {
+        let o = compare(a, b, sort);
+        let o = if desc { o.reverse() } else { o };
+        // Ties broken by address so pages are stable.
+        o.then_with(|| a.info.ip.cmp(&b.info.ip))
+    };
+    // Only the rows up to the end of the page need to be in order.
+    let end = offset.saturating_add(limit).min(matched);
+    if end > 0 && end < matched {
+        hits.select_nth_unstable_by(end - 1, cmp);
+        hits.truncate(end);
+    }
+    hits.sort_unstable_by(cmp);
+    let items = hits
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(Row::to_json)
+        .collect();
+    Ok(Page {
+        total: rows.len(),
+        matched,
+        offset,
+        items,
+    })
+}
+
+/// `GET /api/v1/devices`.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(ListQuery),
+    responses((status = 200, description = "A page of the filtered, sorted device table", body = Page),
+              (status = 400, description = "A filter is wrong; `detail` names it")))]
+pub async fn list(
+    _who: RequireViewer,
+    State(s): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (cache, live) = (s.rows.clone(), s.node.live.clone());
+    Ok(Json(blocking(move || page(&cache.get(&live), &q)).await?))
+}
+
+/// Values the filters can take.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    statuses: Vec<&'static str>,
+    vendors: BTreeSet<String>,
+    models: BTreeSet<String>,
+    families: BTreeSet<String>,
+    sites: BTreeSet<String>,
+    containers: BTreeSet<String>,
+    racks: BTreeSet<String>,
+}
+
+/// `GET /api/v1/devices/facets`.
+#[utoipa::path(get, path = "/api/v1/devices/facets", tag = "devices",
+    responses((status = 200, description = "The values each filter can take", body = Facets)))]
+pub async fn facets(
+    _who: RequireViewer,
+    State(s): State<AppState>,
+) -> Result<Json<Facets>, ApiError> {
+    let (cache, live) = (s.rows.clone(), s.node.live.clone());
+    blocking(move || {
+        let rows = cache.get(&live);
+        let mut f = Facets {
+            statuses: DeviceStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            vendors: BTreeSet::new(),
+            models: BTreeSet::new(),
+            families: BTreeSet::new(),
+            sites: BTreeSet::new(),
+            containers: BTreeSet::new(),
+            racks: BTreeSet::new(),
+        };
+        for r in rows.iter() {
+            let i = &r.info;
+            f.vendors.insert(i.vendor.clone());
+            f.models.insert(i.model.clone());
+            f.families.insert(i.family.clone());
+            let l = &i.location;
+            if let Some(x) = &l.site {
+                f.sites.insert(x.clone());
+            }
+            if let Some(x) = &l.container {
+                f.containers.insert(x.clone());
+            }
+            if let Some(x) = &l.rack {
+                f.racks.insert(x.clone());
+            }
+        }
+        Ok(Json(f))
+    })
+    .await
+}
+
+/// The device a path names, or 404.
+pub fn device(node: &NodeInner, id: &str) -> Result<Arc<crate::live::LiveDevice>, ApiError> {
+    node.live
+        .by_id(&DeviceId(id.to_owned()))
+        .ok_or_else(|| ApiError::not_found(format!("no device '{id}'")))
+}
+
+/// `GET /api/v1/devices/{id}`.
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, description = "The device in full", body = DeviceDetail),
+              (status = 404, description = "No such device")))]
+pub async fn detail(
+    _who: RequireViewer,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceDetail>, ApiError> {
+    let d = device(&s.node, &id)?;
+    let info = d.info();
+    let state = d.state();
+    let ip_history = s
+        .node
+        .inventory
+        .ip_history(&info.id)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|h| IpSpanJson {
+            ip: h.ip.to_string(),
+            first_seen_unix_ms: h.first_seen_unix_ms,
+            last_seen_unix_ms: h.last_seen_unix_ms,
+        })
+        .collect();
+    let capabilities = s
+        .node
+        .registry
+        .get(&info.family)
+        .map(|drv| serde_json::to_value(drv.capabilities()))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    let snapshot = match &state.reading {
+        Some(Reading::Miner(m)) => Some(SnapshotJson::Miner(Box::new(m.as_ref().clone()))),
+        Some(Reading::Meter(m)) => Some(SnapshotJson::Meter(Box::new(m.as_ref().clone()))),
+        None => None,
+    };
+    Ok(Json(DeviceDetail {
+        info: (*info).clone(),
+        state: StateJson {
+            status: state.status,
+            last_poll_unix_ms: state.last_poll_unix_ms,
+            last_ok_unix_ms: state.last_ok_unix_ms,
+            last_poll_ms: state.last_poll_ms,
+            stale: !state.status.is_online() && state.reading.is_some(),
+            failure: state.failure,
+            consecutive_failures: state.consecutive_failures,
+        },
+        snapshot,
+        ip_history,
+        capabilities,
+    }))
+}
+
+/// One device in full.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeviceDetail {
+    /// Identity and location.
+    info: DeviceInfo,
+    /// What the poller knows now.
+    state: StateJson,
+    /// The last successful reading (kept while offline; then `state.stale` is true).
+    snapshot: Option<SnapshotJson>,
+    /// Every address the device has had.
+    ip_history: Vec<IpSpanJson>,
+    /// Commands its driver can carry out (`null` for meters).
+    #[schema(value_type = Option<Object>)]
+    capabilities: Option<serde_json::Value>,
+}
+
+/// The poller's view of a device.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateJson {
+    status: DeviceStatus,
+    last_poll_unix_ms: Option<i64>,
+    last_ok_unix_ms: Option<i64>,
+    last_poll_ms: Option<f64>,
+    /// The snapshot is from before the device stopped answering.
+    stale: bool,
+    failure: Option<PollFailure>,
+    consecutive_failures: u32,
+}
+
+/// A miner's or a meter's snapshot.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SnapshotJson {
+    /// A miner.
+    Miner(Box<hashmesh_core::MinerSnapshot>),
+    /// A power meter.
+    Meter(Box<hashmesh_core::MeterSnapshot>),
+}
+
+/// One address a device has had.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IpSpanJson {
+    ip: String,
+    first_seen_unix_ms: i64,
+    last_seen_unix_ms: i64,
+}
+
+/// `GET /api/v1/devices/{id}/history`.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/history", tag = "devices",
+    params(("id" = String, Path, description = "Device id"), HistoryQuery),
+    responses((status = 200, description = "One device's column over time", body = super::fleet::History),
+              (status = 400, description = "A parameter is wrong"), (status = 404, description = "No such device")))]
+pub async fn history(
+    _who: RequireViewer,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<super::fleet::History>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let metric = q.metric()?.to_owned();
+    if q.group.is_some() || q.agg.is_some() {
+        return Err(ApiError::bad_request(
+            "group and agg apply to fleet history, not to one device",
+        ));
+    }
+    let d = device(&s.node, &id)?;
+    let window = q.window(hashmesh_drivers::now_unix_ms(), false)?;
+    let store = s.node.store.clone();
+    let key = d.info().id.0.clone();
+    let m = metric.clone();
+    let points = blocking(move || {
+        let series = store.series(&key).map_err(ApiError::internal)?;
+        store
+            .query_series(series, &m, window.from_ms, window.to_ms, window.resolution)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await?;
+    Ok(Json(super::fleet::History {
+        metric,
+        agg: None,
+        group: None,
+        resolution: resolution_name(window.resolution),
+        points: super::fleet::pairs(points),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["R10", "R2", "R1", "r3", "R02"];
+        v.sort_by(|a, b| natural(Some(a), Some(b)));
+        assert_eq!(v, vec!["R1", "R2", "R02", "r3", "R10"]);
+    }
+}
