@@ -16,6 +16,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Start a simulated farm, a node managing it and the dashboard, all on this machine.
+    Demo(cmd::demo::DemoArgs),
+    /// Run a node: discover, poll and keep the history of a site's devices.
+    Node(cmd::node::NodeArgs),
+    /// The node's device inventory: list, show, import locations, set tags and notes.
+    Device(cmd::device::DeviceArgs),
     /// Run a simulated fleet of miners on loopback addresses.
     Sim(cmd::sim::SimArgs),
     /// Find and identify every miner in some address ranges.
@@ -24,6 +30,10 @@ enum Commands {
     Miner(cmd::miner::MinerArgs),
     /// Measure performance against simulated miners.
     Bench(cmd::bench::BenchArgs),
+    /// Users and API tokens of the node: add, list, passwd, token.
+    User(cmd::user::UserArgs),
+    /// Store, list and remove the logins of devices, groups and families.
+    Creds(cmd::creds::CredsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HASHMESH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hashmesh_node=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -41,10 +51,15 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
+            Commands::Demo(args) => cmd::demo::run(args).await,
+            Commands::Node(args) => cmd::node::run(args).await,
+            Commands::Device(args) => cmd::device::run(args).await,
             Commands::Sim(args) => cmd::sim::run(args).await,
             Commands::Scan(args) => cmd::scan::run(args).await,
             Commands::Miner(args) => cmd::miner::run(args).await,
             Commands::Bench(args) => cmd::bench::run(args).await,
+            Commands::User(args) => cmd::user::run(args).await,
+            Commands::Creds(args) => cmd::creds::run(args).await,
         }
     })
 }

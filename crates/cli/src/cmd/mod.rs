@@ -1,9 +1,15 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_node;
+pub mod demo;
+pub mod creds;
+pub mod device;
 pub mod miner;
+pub mod node;
 pub mod scan;
 pub mod sim;
+pub mod user;
 
 /// Raises the open-file soft limit to the hard limit: scans and fleets hold many sockets.
 pub fn raise_fd_limit() {
