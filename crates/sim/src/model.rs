@@ -388,8 +388,13 @@ impl DeviceState {
         let boards = usize::from(np.boards);
         let tau = timing.thermal_tau.as_secs_f64().max(0.001);
         let tau_fan = timing.fan_tau.as_secs_f64().max(0.001);
-        let steps = (dt / (tau.min(tau_fan) / 4.0)).ceil().clamp(1.0, 40.0);
-        let h = dt / steps;
+        // Temperatures and fans forget their past after a few time constants, so a long gap
+        // between requests only needs its last stretch integrated; keeping every step under a
+        // quarter of the shorter time constant stops the fan and chip loop from leaping
+        // between extremes (a large step made them cycle: hot chips, full fans, cold chips).
+        let thermal_dt = dt.min(10.0 * tau.min(tau_fan));
+        let steps = (thermal_dt / (tau.min(tau_fan) / 4.0)).ceil().clamp(1.0, 40.0);
+        let h = thermal_dt / steps;
         let k_temp = 1.0 - (-h / tau).exp();
         let k_fan = 1.0 - (-h / tau_fan).exp();
         let delta_nominal = np.chip_target_c - NOMINAL_AMBIENT_C;
