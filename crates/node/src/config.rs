@@ -268,7 +268,11 @@ impl Config {
     }
 
     /// Parses TOML `text` (named `name` in errors) and applies the overrides.
-    pub fn from_toml(text: &str, name: &str, overrides: &[Override]) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        name: &str,
+        overrides: &[Override],
+    ) -> Result<Config, ConfigError> {
         // Deserialising the text itself first gives errors with the file's line numbers.
         let config: Config = toml::from_str(text).map_err(|e| locate_error(text, name, &e))?;
         if overrides.is_empty() {
@@ -320,7 +324,10 @@ impl Config {
             );
         }
         if self.discovery.probe_concurrency == 0 || self.discovery.identify_concurrency == 0 {
-            return bad("discovery.probe_concurrency", "concurrency must be at least 1");
+            return bad(
+                "discovery.probe_concurrency",
+                "concurrency must be at least 1",
+            );
         }
         if self.store.flush_interval_ms == 0 {
             return bad("store.flush_interval_ms", "must be above 0");
@@ -373,7 +380,9 @@ fn set_path(table: &mut toml::Table, o: &Override) -> Result<(), ConfigError> {
 fn parse_value(s: &str) -> toml::Value {
     let doc = format!("v = {s}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(s.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(s.to_owned())),
         Err(_) => toml::Value::String(s.to_owned()),
     }
 }
@@ -405,7 +414,11 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         }
     }
     if line.starts_with('[') {
-        return Some(line.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
     }
     let key = line.split('=').next()?.trim().trim_matches('"');
     if key.is_empty() {
@@ -458,22 +471,34 @@ mod tests {
     #[test]
     fn unknown_key_names_line_and_key() {
         let text = "data_dir = \"d\"\n\n[poll]\nintervall_s = 3\n";
-        let e = Config::from_toml(text, "site.toml", &[]).unwrap_err().to_string();
-        assert!(e.starts_with("site.toml line 4, key poll.intervall_s:"), "{e}");
+        let e = Config::from_toml(text, "site.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("site.toml line 4, key poll.intervall_s:"),
+            "{e}"
+        );
         assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_line_and_key() {
         let text = "[poll]\ninterval_s = 10\nconcurrency = \"many\"\n";
-        let e = Config::from_toml(text, "site.toml", &[]).unwrap_err().to_string();
-        assert!(e.starts_with("site.toml line 3, key poll.concurrency:"), "{e}");
+        let e = Config::from_toml(text, "site.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("site.toml line 3, key poll.concurrency:"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_cidr_is_refused_with_its_key() {
         let text = "[discovery]\nranges = [\"10.0.0.0/33\"]\n";
-        let e = Config::from_toml(text, "s.toml", &[]).unwrap_err().to_string();
+        let e = Config::from_toml(text, "s.toml", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2, key discovery.ranges"), "{e}");
     }
 
@@ -502,13 +527,19 @@ mod tests {
     fn bad_override_names_its_origin() {
         let o = vec![Override::parse_set("poll.interval_s=often").unwrap()];
         let e = Config::from_toml("", "s.toml", &o).unwrap_err().to_string();
-        assert!(e.starts_with("--set poll.interval_s=often: key poll.interval_s"), "{e}");
+        assert!(
+            e.starts_with("--set poll.interval_s=often: key poll.interval_s"),
+            "{e}"
+        );
         let o = Override::from_env(
             vec![("HASHMESH_POLL__NOPE".to_string(), "1".to_string())].into_iter(),
             &[],
         );
         let e = Config::from_toml("", "s.toml", &o).unwrap_err().to_string();
-        assert!(e.contains("environment variable HASHMESH_POLL__NOPE"), "{e}");
+        assert!(
+            e.contains("environment variable HASHMESH_POLL__NOPE"),
+            "{e}"
+        );
         assert!(Override::parse_set("novalue").is_err());
     }
 

@@ -103,7 +103,8 @@ pub async fn scan_once(node: &Arc<NodeInner>) -> Result<ScanSummary, String> {
             }
             Upsert::Seen => {}
         }
-        node.admit(&record).map_err(|e| format!("admitting {}: {e}", record.id))?;
+        node.admit(&record)
+            .map_err(|e| format!("admitting {}: {e}", record.id))?;
     }
 
     // Known devices in the scanned ranges that did not answer: missing, not deleted.
@@ -127,10 +128,7 @@ pub async fn scan_once(node: &Arc<NodeInner>) -> Result<ScanSummary, String> {
     }
     summary.duration_s = started.elapsed().as_secs_f64();
     node.discovery_scans.fetch_add(1, Ordering::Relaxed);
-    *node
-        .last_scan
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
+    *node.last_scan.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
     Ok(summary)
 }
 

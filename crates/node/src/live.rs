@@ -4,9 +4,7 @@
 //! Devices have a dense index (their position in the table) so the poller and the store can
 //! refer to them with a `u32`; the table only grows (a device that vanished stays, offline).
 
-use hashmesh_core::{
-    DeviceId, DeviceKind, Location, MeterSnapshot, MinerSnapshot, MinerStatus,
-};
+use hashmesh_core::{DeviceId, DeviceKind, Location, MeterSnapshot, MinerSnapshot, MinerStatus};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,8 +50,10 @@ pub struct DeviceInfo {
 pub enum DeviceStatus {
     /// Not polled yet.
     Unknown,
-    /// Hashing normally (meters: reading normally).
+    /// Hashing normally.
     Mining,
+    /// Answering normally (power meters and other equipment that does not hash).
+    Online,
     /// Deliberately idle.
     Sleeping,
     /// Hashing with a problem.
@@ -68,8 +68,9 @@ pub enum DeviceStatus {
 
 impl DeviceStatus {
     /// Every status, in display order.
-    pub const ALL: [DeviceStatus; 7] = [
+    pub const ALL: [DeviceStatus; 8] = [
         DeviceStatus::Mining,
+        DeviceStatus::Online,
         DeviceStatus::Degraded,
         DeviceStatus::Sleeping,
         DeviceStatus::Error,
@@ -83,6 +84,7 @@ impl DeviceStatus {
         match self {
             DeviceStatus::Unknown => "unknown",
             DeviceStatus::Mining => "mining",
+            DeviceStatus::Online => "online",
             DeviceStatus::Sleeping => "sleeping",
             DeviceStatus::Degraded => "degraded",
             DeviceStatus::Error => "error",
@@ -112,6 +114,7 @@ impl DeviceStatus {
             DeviceStatus::Error => 4.0,
             DeviceStatus::AuthFailed => 5.0,
             DeviceStatus::Offline => 6.0,
+            DeviceStatus::Online => 7.0,
         }
     }
 
@@ -250,7 +253,9 @@ impl LiveState {
     /// A device by id.
     pub fn by_id(&self, id: &DeviceId) -> Option<Arc<LiveDevice>> {
         let t = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        t.by_id.get(id).and_then(|&i| t.devices.get(i as usize).cloned())
+        t.by_id
+            .get(id)
+            .and_then(|&i| t.devices.get(i as usize).cloned())
     }
 
     /// Every device, in index order.

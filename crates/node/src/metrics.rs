@@ -123,7 +123,10 @@ pub fn health(node: &NodeInner) -> Vec<Family> {
         Counter,
     );
     for (i, kind) in ERROR_KINDS.iter().enumerate() {
-        errors.push(vec![("kind", (*kind).to_owned())], load(&s.errors_by_kind[i]));
+        errors.push(
+            vec![("kind", (*kind).to_owned())],
+            load(&s.errors_by_kind[i]),
+        );
     }
     out.push(errors);
     if let Some(c) = s.last_cycle() {
@@ -328,10 +331,14 @@ pub fn devices(node: &NodeInner) -> Vec<Family> {
     );
     let mut status = Family::new(
         "hashmesh_device_status_code",
-        "Device status: 1 mining, 2 sleeping, 3 degraded, 4 error, 5 auth failed, 6 offline.",
+        "Device status: 1 mining, 2 sleeping, 3 degraded, 4 error, 5 auth failed, 6 offline, 7 online (meters).",
         Gauge,
     );
-    let mut hash = Family::new("hashmesh_device_hashrate_ths", "Device hashrate, TH/s.", Gauge);
+    let mut hash = Family::new(
+        "hashmesh_device_hashrate_ths",
+        "Device hashrate, TH/s.",
+        Gauge,
+    );
     let mut power = Family::new("hashmesh_device_power_w", "Device power, W.", Gauge);
     let mut temp = Family::new(
         "hashmesh_device_chip_temp_max_c",

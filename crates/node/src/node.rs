@@ -103,7 +103,9 @@ impl NodeInner {
             }
             table[index] = series;
         }
-        let moved_groups = old.as_ref().is_none_or(|o| group_keys(o) != group_keys(&info));
+        let moved_groups = old
+            .as_ref()
+            .is_none_or(|o| group_keys(o) != group_keys(&info));
         if moved_groups {
             let series = self.series.read().unwrap_or_else(|e| e.into_inner())[index];
             self.store
@@ -153,15 +155,22 @@ pub struct Node {
     stop: Arc<AtomicBool>,
     ingest: Option<std::thread::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    http: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    http: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     remote: Option<crate::export::remote_write::RemoteWriter>,
 }
 
 impl Node {
     /// Starts a node with `config`, using the vendors' factory credentials.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
-        Node::start_with(config, Registry::with_defaults(), Arc::new(crate::poller::FactoryDefaults))
-            .await
+        Node::start_with(
+            config,
+            Registry::with_defaults(),
+            Arc::new(crate::poller::FactoryDefaults),
+        )
+        .await
     }
 
     /// Starts a node with its own drivers and credential source.
@@ -253,8 +262,8 @@ impl Node {
         tasks.push(tokio::spawn(watch_inventory(inner.clone())));
         let remote = match &config.remote_write {
             Some(rw) => {
-                let (writer, task) = crate::remote::start(inner.clone(), rw)
-                    .map_err(NodeError::Export)?;
+                let (writer, task) =
+                    crate::remote::start(inner.clone(), rw).map_err(NodeError::Export)?;
                 tasks.push(task);
                 Some(writer)
             }
@@ -292,7 +301,10 @@ impl Node {
             let _ = stop.send(());
             let abort = task.abort_handle();
             // Open connections (a dashboard's WebSocket) get a moment to close, then go.
-            if tokio::time::timeout(Duration::from_secs(3), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(3), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -180,9 +180,7 @@ impl PollerStats {
         let all = live.all();
         let overdue = all
             .iter()
-            .filter(|d| {
-                d.with_state(|s| s.last_poll_unix_ms.is_none_or(|t| t < stale_before))
-            })
+            .filter(|d| d.with_state(|s| s.last_poll_unix_ms.is_none_or(|t| t < stale_before)))
             .count() as u64;
         let stats = CycleStats {
             started_unix_ms: acc.started_unix_ms,
@@ -290,7 +288,12 @@ impl Poller {
 
     /// Stops scheduling polls (polls in flight finish within their deadline).
     pub fn stop(&self) {
-        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }
@@ -318,8 +321,11 @@ async fn cycles(ctx: Arc<Ctx>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        ctx.stats
-            .close_cycle(hashmesh_drivers::now_unix_ms(), &ctx.live, ctx.config.interval);
+        ctx.stats.close_cycle(
+            hashmesh_drivers::now_unix_ms(),
+            &ctx.live,
+            ctx.config.interval,
+        );
     }
 }
 
@@ -382,7 +388,7 @@ async fn poll_device(ctx: &Ctx, device: &LiveDevice, due: Instant) -> Instant {
         Ok(reading) => {
             let status = match &reading {
                 Reading::Miner(s) => DeviceStatus::from_miner(s.status),
-                Reading::Meter(_) => DeviceStatus::Mining,
+                Reading::Meter(_) => DeviceStatus::Online,
             };
             (status, None, Some(reading))
         }

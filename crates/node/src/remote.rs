@@ -14,9 +14,14 @@ pub fn start(
     node: Arc<NodeInner>,
     rw: &RemoteWriteSection,
 ) -> Result<(RemoteWriter, tokio::task::JoinHandle<()>), String> {
-    let mut config = RemoteWriteConfig::new(rw.url.clone(), node.config.data_dir.join("remote-write"));
+    let mut config =
+        RemoteWriteConfig::new(rw.url.clone(), node.config.data_dir.join("remote-write"));
     config.queue_max_bytes = rw.queue_max_mib.saturating_mul(1024 * 1024);
-    config.headers = rw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    config.headers = rw
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     config.external_labels = vec![("node".to_owned(), node.config.node_name.clone())];
     let writer = RemoteWriter::spawn(config).map_err(|e| e.to_string())?;
     let every = Duration::from_secs_f64(rw.interval_s);
@@ -28,8 +33,7 @@ pub fn start(
         loop {
             tick.tick().await;
             let node = node.clone();
-            let series =
-                tokio::task::spawn_blocking(move || collect(&node, per_device)).await;
+            let series = tokio::task::spawn_blocking(move || collect(&node, per_device)).await;
             match series {
                 Ok(series) => {
                     if let Err(e) = w.push(series) {

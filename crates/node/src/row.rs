@@ -74,8 +74,16 @@ fn miner(v: &mut [f64; N], s: &MinerSnapshot) {
     v[9] = max(s.boards.iter().filter_map(|b| b.board_temp_c));
     v[10] = opt(s.ambient_temp_c).min(max(s.boards.iter().filter_map(|b| b.inlet_temp_c)));
     v[11] = max(s.boards.iter().filter_map(|b| b.outlet_temp_c));
-    v[12] = s.fans_rpm.iter().map(|&f| f as f64).fold(f64::NAN, f64::min);
-    v[13] = s.fans_rpm.iter().map(|&f| f as f64).fold(f64::NAN, f64::max);
+    v[12] = s
+        .fans_rpm
+        .iter()
+        .map(|&f| f as f64)
+        .fold(f64::NAN, f64::min);
+    v[13] = s
+        .fans_rpm
+        .iter()
+        .map(|&f| f as f64)
+        .fold(f64::NAN, f64::max);
     if !s.pools.is_empty() {
         v[14] = s.pools.iter().map(|p| p.accepted as f64).sum();
         v[15] = s.pools.iter().map(|p| p.rejected as f64).sum();

@@ -57,7 +57,9 @@ impl Api {
     ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(l) = who {
-            req = req.header("cookie", &l.cookie).header("x-csrf-token", &l.csrf);
+            req = req
+                .header("cookie", &l.cookie)
+                .header("x-csrf-token", &l.csrf);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -65,7 +67,10 @@ impl Api {
         let r = req.send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, who: &Login, path: &str) -> Value {
@@ -92,8 +97,8 @@ async fn the_api_serves_a_simulated_fleet() {
     spec.meters_per_container = 0;
     spec.timing = hashmesh_sim::Timing::fast();
     spec.mix = fleet::parse_mix("antminer=2,avalon=1,braiins=1").unwrap();
-    spec.faults = hashmesh_sim::faults::FaultPlan::parse("127.75.0.3=offline,127.75.0.4=offline")
-        .unwrap();
+    spec.faults =
+        hashmesh_sim::faults::FaultPlan::parse("127.75.0.3=offline,127.75.0.4=offline").unwrap();
     let running = fleet::spawn_range(&spec, 0..spec.entries()).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -145,14 +150,25 @@ async fn the_api_serves_a_simulated_fleet() {
 
     // Summary agrees with the table (two different code paths over live state).
     let summary = api.get(&vera, "/api/v1/fleet/summary").await;
-    let table_sum: f64 = items.iter().filter_map(|r| r["hashrate_ths"].as_f64()).sum();
+    let table_sum: f64 = items
+        .iter()
+        .filter_map(|r| r["hashrate_ths"].as_f64())
+        .sum();
     let summary_sum = summary["hashrate_ths"].as_f64().unwrap();
     assert!(summary_sum > 100.0);
-    assert!((summary_sum - table_sum).abs() < 1e-6 * summary_sum, "{summary_sum} vs {table_sum}");
+    assert!(
+        (summary_sum - table_sum).abs() < 1e-6 * summary_sum,
+        "{summary_sum} vs {table_sum}"
+    );
     assert_eq!(summary["devices"], 28);
 
     // Filters and sorts.
-    let mining = api.get(&vera, "/api/v1/devices?status=mining,degraded&sort=hashrate_ths&order=desc&limit=5").await;
+    let mining = api
+        .get(
+            &vera,
+            "/api/v1/devices?status=mining,degraded&sort=hashrate_ths&order=desc&limit=5",
+        )
+        .await;
     let hs: Vec<f64> = mining["items"]
         .as_array()
         .unwrap()
@@ -165,7 +181,13 @@ async fn the_api_serves_a_simulated_fleet() {
     // 127.75.0.1, .10 … .19 — but .3/.4 were offline at discovery and are not in the table.
     assert_eq!(prefix["matched"], 11);
     let avalons = api.get(&vera, "/api/v1/devices?family=avalon").await;
-    assert!(avalons["items"].as_array().unwrap().iter().all(|r| r["family"] == "avalon"));
+    assert!(
+        avalons["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["family"] == "avalon")
+    );
     assert!(avalons["matched"].as_u64().unwrap() > 0);
 
     // Bad filters are 400s that name the parameter.
@@ -177,8 +199,14 @@ async fn the_api_serves_a_simulated_fleet() {
         ("/api/v1/devices?colour=red", "colour"),
         ("/api/v1/devices?limit=-1", "limit"),
         ("/api/v1/fleet/history?metric=hashrate&range=1h", "metric"),
-        ("/api/v1/fleet/history?metric=hashrate_ths&range=1y", "range"),
-        ("/api/v1/fleet/history?metric=hashrate_ths&agg=median", "agg"),
+        (
+            "/api/v1/fleet/history?metric=hashrate_ths&range=1y",
+            "range",
+        ),
+        (
+            "/api/v1/fleet/history?metric=hashrate_ths&agg=median",
+            "agg",
+        ),
     ] {
         let (s, v) = api.call(Some(&vera), Method::GET, path, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
@@ -192,16 +220,30 @@ async fn the_api_serves_a_simulated_fleet() {
     assert_eq!(d["info"]["id"], id.as_str());
     assert!(!d["snapshot"]["boards"].as_array().unwrap().is_empty());
     assert_eq!(d["ip_history"].as_array().unwrap().len(), 1);
-    let (s, _) = api.call(Some(&vera), Method::GET, "/api/v1/devices/nope", None).await;
+    let (s, _) = api
+        .call(Some(&vera), Method::GET, "/api/v1/devices/nope", None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     wait_for("history", 20, async || {
-        let h = api.get(&vera, &format!("/api/v1/devices/{id}/history?metric=hashrate_ths&range=1h")).await;
+        let h = api
+            .get(
+                &vera,
+                &format!("/api/v1/devices/{id}/history?metric=hashrate_ths&range=1h"),
+            )
+            .await;
         h["points"].as_array().unwrap().len() >= 2
     })
     .await;
-    let fleet = api.get(&vera, "/api/v1/fleet/history?metric=hashrate_ths&agg=sum&range=1h").await;
+    let fleet = api
+        .get(
+            &vera,
+            "/api/v1/fleet/history?metric=hashrate_ths&agg=sum&range=1h",
+        )
+        .await;
     assert_eq!(fleet["resolution"], "1m");
-    let last = fleet["points"].as_array().unwrap().last().unwrap()[1].as_f64().unwrap();
+    let last = fleet["points"].as_array().unwrap().last().unwrap()[1]
+        .as_f64()
+        .unwrap();
     assert!(last > 0.3 * summary_sum, "{last} vs {summary_sum}");
 
     // Commands: a viewer may not, an operator may, with the CSRF header.
@@ -214,13 +256,17 @@ async fn the_api_serves_a_simulated_fleet() {
         .unwrap()
         .to_owned();
     let path = format!("/api/v1/devices/{target}/commands");
-    let (s, _) = api.call(Some(&vera), Method::POST, &path, Some(led.clone())).await;
+    let (s, _) = api
+        .call(Some(&vera), Method::POST, &path, Some(led.clone()))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let no_csrf = Login {
         cookie: otto.cookie.clone(),
         csrf: "wrong".into(),
     };
-    let (s, _) = api.call(Some(&no_csrf), Method::POST, &path, Some(led.clone())).await;
+    let (s, _) = api
+        .call(Some(&no_csrf), Method::POST, &path, Some(led.clone()))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, v) = api.call(Some(&otto), Method::POST, &path, Some(led)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
@@ -237,13 +283,26 @@ async fn the_api_serves_a_simulated_fleet() {
     // Bad command bodies.
     for (body, word) in [
         (json!({"command": "explode"}), "explode"),
-        (json!({"command": "set_power_target", "power_w": "lots"}), "lots"),
-        (json!({"devices": [], "command": {"command": "reboot"}}), "devices"),
+        (
+            json!({"command": "set_power_target", "power_w": "lots"}),
+            "lots",
+        ),
+        (
+            json!({"devices": [], "command": {"command": "reboot"}}),
+            "devices",
+        ),
     ] {
-        let p = if body.get("devices").is_some() { "/api/v1/commands" } else { path.as_str() };
+        let p = if body.get("devices").is_some() {
+            "/api/v1/commands"
+        } else {
+            path.as_str()
+        };
         let (s, v) = api.call(Some(&otto), Method::POST, p, Some(body)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-        assert!(v["detail"].as_str().unwrap_or_default().contains(word), "{v}");
+        assert!(
+            v["detail"].as_str().unwrap_or_default().contains(word),
+            "{v}"
+        );
     }
     let r = api
         .http
@@ -273,16 +332,28 @@ async fn the_api_serves_a_simulated_fleet() {
     assert_eq!(map["unplaced"], 28);
     let csv: String = std::iter::once("ip,site,container,rack,shelf,slot\n".to_owned())
         .chain(items.iter().enumerate().map(|(i, r)| {
-            format!("{},A,C01,R{},{},{}\n", r["ip"].as_str().unwrap(), i / 10 + 1, i % 10 / 5 + 1, i % 5 + 1)
+            format!(
+                "{},A,C01,R{},{},{}\n",
+                r["ip"].as_str().unwrap(),
+                i / 10 + 1,
+                i % 10 / 5 + 1,
+                i % 5 + 1
+            )
         }))
         .collect();
-    let report = node.inner().inventory.import_locations_csv(csv.as_bytes()).unwrap();
+    let report = node
+        .inner()
+        .inventory
+        .import_locations_csv(csv.as_bytes())
+        .unwrap();
     assert_eq!(report.updated, 28);
     node.inner().reload_inventory().unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let map = api.get(&vera, "/api/v1/sitemap").await;
     assert_eq!(map["unplaced"], 0);
-    let racks = map["sites"][0]["containers"][0]["racks"].as_array().unwrap();
+    let racks = map["sites"][0]["containers"][0]["racks"]
+        .as_array()
+        .unwrap();
     assert_eq!(racks.len(), 3);
     assert_eq!(racks[0]["shelves"], 2);
     assert_eq!(racks[0]["slots"], 5);
@@ -298,8 +369,16 @@ async fn the_api_serves_a_simulated_fleet() {
     // The OpenAPI document lists the routes.
     let (s, doc) = api.call(None, Method::GET, "/api/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
-    for p in ["/api/v1/devices", "/api/v1/devices/{id}", "/api/v1/fleet/summary", "/api/v1/jobs/{id}"] {
-        assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+    for p in [
+        "/api/v1/devices",
+        "/api/v1/devices/{id}",
+        "/api/v1/fleet/summary",
+        "/api/v1/jobs/{id}",
+    ] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 
     // Live frames over WebSocket.

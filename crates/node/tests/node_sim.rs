@@ -124,10 +124,17 @@ async fn discovers_polls_stores_and_exports_a_mixed_fleet() {
             .find(&hashmesh_store::meta::DeviceKey::Ip(ip.into()))
             .unwrap()
             .unwrap_or_else(|| panic!("{ip} not in the inventory"));
-        assert!(same_model(&rec.model, &model), "{ip}: {} vs {model}", rec.model);
+        assert!(
+            same_model(&rec.model, &model),
+            "{ip}: {} vs {model}",
+            rec.model
+        );
     }
 
-    wait_for("every device polled", 20, || polled_ok(&inner) == spec.entries()).await;
+    wait_for("every device polled", 20, || {
+        polled_ok(&inner) == spec.entries()
+    })
+    .await;
     let miners: Vec<_> = inner
         .live
         .all()
@@ -146,14 +153,22 @@ async fn discovers_polls_stores_and_exports_a_mixed_fleet() {
         .sum();
     let seen: f64 = miners
         .iter()
-        .filter(|d| matches!(d.info().family.as_str(), "antminer" | "avalon" | "braiins" | "luxos" | "cgminer" | "bfgminer"))
+        .filter(|d| {
+            matches!(
+                d.info().family.as_str(),
+                "antminer" | "avalon" | "braiins" | "luxos" | "cgminer" | "bfgminer"
+            )
+        })
         .filter_map(|d| match d.state().reading {
             Some(hashmesh_node::live::Reading::Miner(s)) => s.hashrate_ths,
             _ => None,
         })
         .sum();
     assert!(truth > 100.0, "{truth}");
-    assert!((seen - truth).abs() / truth < 0.05, "node {seen} vs truth {truth}");
+    assert!(
+        (seen - truth).abs() / truth < 0.05,
+        "node {seen} vs truth {truth}"
+    );
 
     // /metrics over real HTTP.
     let page = get(node.local_addr(), "/metrics").await;
@@ -173,7 +188,11 @@ async fn discovers_polls_stores_and_exports_a_mixed_fleet() {
 
     // History: rows for each device and rollups for the node.
     wait_for("rows in the store", 20, || {
-        inner.ingest.rows_total.load(std::sync::atomic::Ordering::Relaxed) >= 80
+        inner
+            .ingest
+            .rows_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 80
     })
     .await;
     inner.store.flush().unwrap();
@@ -182,15 +201,31 @@ async fn discovers_polls_stores_and_exports_a_mixed_fleet() {
     let series = inner.store.series(&first.info().id.0).unwrap();
     let points = inner
         .store
-        .query_series(series, "status_code", now - 60_000, now + 1000, Resolution::Raw)
+        .query_series(
+            series,
+            "status_code",
+            now - 60_000,
+            now + 1000,
+            Resolution::Raw,
+        )
         .unwrap();
     assert!(points.len() >= 2, "{points:?}");
     let fleet = inner
         .store
-        .query_group("all", "hashrate_ths", Agg::Sum, now - 120_000, now + 60_000, Resolution::Min1)
+        .query_group(
+            "all",
+            "hashrate_ths",
+            Agg::Sum,
+            now - 120_000,
+            now + 60_000,
+            Resolution::Min1,
+        )
         .unwrap();
     let last = fleet.last().map(|p| p.value).unwrap_or(0.0);
-    assert!(last > total * 0.5, "rollup {last} vs live {total}: {fleet:?}");
+    assert!(
+        last > total * 0.5,
+        "rollup {last} vs live {total}: {fleet:?}"
+    );
     node.shutdown().await;
     drop(running);
 }
@@ -261,7 +296,16 @@ async fn broken_devices_get_a_clear_state() {
     let state = |i: usize| {
         inner
             .live
-            .by_id(&inner.inventory.find(&hashmesh_store::meta::DeviceKey::Ip(spec.address(i).unwrap().into())).unwrap().unwrap().id)
+            .by_id(
+                &inner
+                    .inventory
+                    .find(&hashmesh_store::meta::DeviceKey::Ip(
+                        spec.address(i).unwrap().into(),
+                    ))
+                    .unwrap()
+                    .unwrap()
+                    .id,
+            )
             .unwrap()
             .state()
     };
@@ -299,7 +343,9 @@ async fn vanished_devices_stay_and_moved_ones_keep_their_identity() {
 
     // Device 5 is unplugged and comes back at another address (DHCP gave it a new lease):
     // the same simulated hardware (same MAC) at 127.73.0.50.
-    let FleetEntry::Miner(d5) = spec.entry(5) else { panic!() };
+    let FleetEntry::Miner(d5) = spec.entry(5) else {
+        panic!()
+    };
     running.pop();
     let key = hashmesh_store::meta::DeviceKey::Ip(d5.ip.into());
     let id = inner.inventory.find(&key).unwrap().unwrap().id;
@@ -327,14 +373,21 @@ async fn vanished_devices_stay_and_moved_ones_keep_their_identity() {
     assert_eq!(rec.ip.to_string(), "127.73.0.50");
     let history = inner.inventory.ip_history(&id).unwrap();
     assert_eq!(history.len(), 2);
-    assert_eq!(inner.live.by_id(&id).unwrap().info().ip.to_string(), "127.73.0.50");
+    assert_eq!(
+        inner.live.by_id(&id).unwrap().info().ip.to_string(),
+        "127.73.0.50"
+    );
     let gone_rec = inner.inventory.get(&gone).unwrap().unwrap();
     assert!(gone_rec.missing_since_unix_ms.is_some());
 
-    wait_for("moved device polled at its new address and the vanished one offline", 20, || {
-        inner.live.by_id(&id).unwrap().state().status == DeviceStatus::Mining
-            && inner.live.by_id(&gone).unwrap().state().status == DeviceStatus::Offline
-    })
+    wait_for(
+        "moved device polled at its new address and the vanished one offline",
+        20,
+        || {
+            inner.live.by_id(&id).unwrap().state().status == DeviceStatus::Mining
+                && inner.live.by_id(&gone).unwrap().state().status == DeviceStatus::Offline
+        },
+    )
     .await;
     node.shutdown().await;
 }
@@ -350,7 +403,11 @@ async fn a_restarted_node_knows_its_devices_and_history() {
     discovery::scan_once(node.inner()).await.unwrap();
     let inner = node.inner().clone();
     wait_for("rows", 20, || {
-        inner.ingest.rows_total.load(std::sync::atomic::Ordering::Relaxed) >= 15
+        inner
+            .ingest
+            .rows_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 15
     })
     .await;
     let id = inner.live.get(0).unwrap().info().id.clone();
@@ -367,9 +424,18 @@ async fn a_restarted_node_knows_its_devices_and_history() {
     let now = hashmesh_drivers::now_unix_ms();
     let before = inner
         .store
-        .query_series(series, "hashrate_ths", now - 600_000, now + 1000, Resolution::Raw)
+        .query_series(
+            series,
+            "hashrate_ths",
+            now - 600_000,
+            now + 1000,
+            Resolution::Raw,
+        )
         .unwrap();
-    assert!(before.len() >= 2, "history survived the restart: {before:?}");
+    assert!(
+        before.len() >= 2,
+        "history survived the restart: {before:?}"
+    );
     wait_for("polling resumes", 20, || polled_ok(&inner) == 5).await;
     node.shutdown().await;
     drop(running);

@@ -393,7 +393,9 @@ impl DeviceState {
         // quarter of the shorter time constant stops the fan and chip loop from leaping
         // between extremes (a large step made them cycle: hot chips, full fans, cold chips).
         let thermal_dt = dt.min(10.0 * tau.min(tau_fan));
-        let steps = (thermal_dt / (tau.min(tau_fan) / 4.0)).ceil().clamp(1.0, 40.0);
+        let steps = (thermal_dt / (tau.min(tau_fan) / 4.0))
+            .ceil()
+            .clamp(1.0, 40.0);
         let h = thermal_dt / steps;
         let k_temp = 1.0 - (-h / tau).exp();
         let k_fan = 1.0 - (-h / tau_fan).exp();

@@ -55,7 +55,10 @@ impl Drop for Kid {
 fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("odd /proc stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("odd /proc stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
@@ -102,17 +105,27 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
     eprintln!("starting {} simulated miners…", args.devices);
     let manifest = dir.0.join("manifest.json");
     let mut sim = Command::new(&exe);
-    sim.args(["sim", "--devices", &args.devices.to_string(), "--base", &args.base.to_string()])
-        .arg("--manifest")
-        .arg(&manifest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
+    sim.args([
+        "sim",
+        "--devices",
+        &args.devices.to_string(),
+        "--base",
+        &args.base.to_string(),
+    ])
+    .arg("--manifest")
+    .arg(&manifest)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .kill_on_drop(true);
     if let Some(m) = &args.mix {
         sim.args(["--mix", m]);
     }
     let mut sim = Kid(sim.spawn().context("starting hashmesh sim")?);
-    let out = sim.0.stdout.take().context("no stdout from the simulator")?;
+    let out = sim
+        .0
+        .stdout
+        .take()
+        .context("no stdout from the simulator")?;
     let mut lines = BufReader::new(out).lines();
     loop {
         match lines.next_line().await? {
@@ -211,7 +224,10 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         cycles.push(c);
         prev = now;
     }
-    let cores: Vec<f64> = cycles.iter().filter_map(|c| c["node_cpu_cores"].as_f64()).collect();
+    let cores: Vec<f64> = cycles
+        .iter()
+        .filter_map(|c| c["node_cpu_cores"].as_f64())
+        .collect();
     let late: f64 = cycles.iter().filter_map(|c| c["late_polls"].as_f64()).sum();
     let polls: f64 = cycles.iter().filter_map(|c| c["polls"].as_f64()).sum();
     let secs: f64 = cycles.iter().filter_map(|c| c["seconds"].as_f64()).sum();

@@ -84,7 +84,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
-    eprintln!("starting {} simulated miners at {}…", args.devices, args.base);
+    eprintln!(
+        "starting {} simulated miners at {}…",
+        args.devices, args.base
+    );
     let manifest = data_dir.join("sim-manifest.json");
     let mut sim = Command::new(std::env::current_exe()?);
     sim.arg(super::sim::SUBCOMMAND)
@@ -233,10 +236,19 @@ mod tests {
 
     #[test]
     fn a_thousand_miners_fill_two_containers() {
-        assert_eq!(place(0), ("farm-1".into(), "C01".into(), "R01".into(), 1, 1));
-        assert_eq!(place(39), ("farm-1".into(), "C01".into(), "R01".into(), 5, 8));
+        assert_eq!(
+            place(0),
+            ("farm-1".into(), "C01".into(), "R01".into(), 1, 1)
+        );
+        assert_eq!(
+            place(39),
+            ("farm-1".into(), "C01".into(), "R01".into(), 5, 8)
+        );
         assert_eq!(place(499).1, "C01");
-        assert_eq!(place(500), ("farm-1".into(), "C02".into(), "R01".into(), 1, 1));
+        assert_eq!(
+            place(500),
+            ("farm-1".into(), "C02".into(), "R01".into(), 1, 1)
+        );
         assert_eq!(place(999).1, "C02");
         assert_eq!(place(999).2, "R13");
     }

@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
     /// The node's data directory.
-    #[arg(long, env = "HASHMESH_DATA_DIR", default_value = "hashmesh-data", global = true)]
+    #[arg(
+        long,
+        env = "HASHMESH_DATA_DIR",
+        default_value = "hashmesh-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     #[command(subcommand)]
     action: Action,
@@ -112,13 +117,25 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", table(std::slice::from_ref(&d)));
-                println!("firmware {}  mac {}  serial {}", d.firmware, d.mac.as_deref().unwrap_or("-"), d.serial.as_deref().unwrap_or("-"));
-                println!("tags {}  credentials {}", d.tags.join(","), d.credentials_ref.as_deref().unwrap_or("-"));
+                println!(
+                    "firmware {}  mac {}  serial {}",
+                    d.firmware,
+                    d.mac.as_deref().unwrap_or("-"),
+                    d.serial.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "tags {}  credentials {}",
+                    d.tags.join(","),
+                    d.credentials_ref.as_deref().unwrap_or("-")
+                );
                 if !d.notes.is_empty() {
                     println!("notes: {}", d.notes);
                 }
                 for h in history {
-                    println!("  was at {} from {} to {} (unix ms)", h.ip, h.first_seen_unix_ms, h.last_seen_unix_ms);
+                    println!(
+                        "  was at {} from {} to {} (unix ms)",
+                        h.ip, h.first_seen_unix_ms, h.last_seen_unix_ms
+                    );
                 }
             }
         }
@@ -132,7 +149,10 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
                 eprintln!("{} line {}: {}", file.display(), e.line, e.message);
             }
             for (line, key) in &report.unmatched {
-                eprintln!("{} line {line}: no device {key} in the inventory (skipped)", file.display());
+                eprintln!(
+                    "{} line {line}: no device {key} in the inventory (skipped)",
+                    file.display()
+                );
             }
             if !report.errors.is_empty() {
                 bail!("{} bad rows: nothing was imported", report.errors.len());
@@ -172,7 +192,18 @@ pub async fn run(args: DeviceArgs) -> anyhow::Result<()> {
 }
 
 fn table(devices: &[DeviceRecord]) -> String {
-    let mut t = Table::new(&["ID", "IP", "VENDOR", "MODEL", "SITE", "CONTAINER", "RACK", ">SHELF", ">SLOT", "SEEN"]);
+    let mut t = Table::new(&[
+        "ID",
+        "IP",
+        "VENDOR",
+        "MODEL",
+        "SITE",
+        "CONTAINER",
+        "RACK",
+        ">SHELF",
+        ">SLOT",
+        "SEEN",
+    ]);
     for d in devices {
         let l = &d.location;
         t.row(vec![
@@ -185,7 +216,11 @@ fn table(devices: &[DeviceRecord]) -> String {
             l.rack.clone().unwrap_or_default(),
             l.shelf.map(|s| s.to_string()).unwrap_or_default(),
             l.slot.map(|s| s.to_string()).unwrap_or_default(),
-            if d.missing_since_unix_ms.is_some() { "missing".into() } else { "present".into() },
+            if d.missing_since_unix_ms.is_some() {
+                "missing".into()
+            } else {
+                "present".into()
+            },
         ]);
     }
     t.render()

@@ -2,8 +2,8 @@
 
 pub mod bench;
 pub mod bench_node;
-pub mod demo;
 pub mod creds;
+pub mod demo;
 pub mod device;
 pub mod miner;
 pub mod node;

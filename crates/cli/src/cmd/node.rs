@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use hashmesh_node::config::{Config, Override};
 use hashmesh_node::Node;
+use hashmesh_node::config::{Config, Override};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -35,11 +35,23 @@ impl NodeArgs {
     pub fn load(&self) -> anyhow::Result<Config> {
         let mut overrides = Override::from_env(std::env::vars(), NON_KEY_VARS);
         if let Some(d) = &self.data_dir {
-            overrides.push(flag("data_dir", toml_quote(&d.display().to_string()), "--data-dir"));
+            overrides.push(flag(
+                "data_dir",
+                toml_quote(&d.display().to_string()),
+                "--data-dir",
+            ));
         }
         if !self.scan.is_empty() {
-            let list: Vec<String> = self.scan.iter().map(|n| toml_quote(&n.to_string())).collect();
-            overrides.push(flag("discovery.ranges", format!("[{}]", list.join(",")), "--scan"));
+            let list: Vec<String> = self
+                .scan
+                .iter()
+                .map(|n| toml_quote(&n.to_string()))
+                .collect();
+            overrides.push(flag(
+                "discovery.ranges",
+                format!("[{}]", list.join(",")),
+                "--scan",
+            ));
         }
         if let Some(l) = &self.listen {
             overrides.push(flag("listen", toml_quote(&l.to_string()), "--listen"));

@@ -137,7 +137,9 @@ impl Row {
             "chip_temp_max_c" => self.chip_temp_max_c,
             "expected_hashrate_ths" => m.and_then(|s| s.expected_hashrate_ths),
             "efficiency_j_per_th" => m.and_then(|s| s.efficiency_j_per_th),
-            "fan_rpm_max" => m.and_then(|s| s.fans_rpm.iter().copied().max()).map(f64::from),
+            "fan_rpm_max" => m
+                .and_then(|s| s.fans_rpm.iter().copied().max())
+                .map(f64::from),
             "uptime_s" => m.and_then(|s| s.uptime_s).map(|u| u as f64),
             "shelf" => self.info.location.shelf.map(f64::from),
             "slot" => self.info.location.slot.map(f64::from),
@@ -302,7 +304,9 @@ impl Filter {
             }
         };
         if let Some(ip) = &q.ip
-            && !ip.chars().all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
+            && !ip
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
         {
             return Err(ApiError::bad_request(format!(
                 "ip: '{ip}' is not an address or address prefix"
@@ -318,7 +322,10 @@ impl Filter {
             rack: list_of(&q.rack),
             kind,
             ip: q.ip.clone(),
-            q: q.q.as_ref().map(|s| s.to_lowercase()).filter(|s| !s.is_empty()),
+            q: q.q
+                .as_ref()
+                .map(|s| s.to_lowercase())
+                .filter(|s| !s.is_empty()),
         })
     }
 
@@ -336,7 +343,10 @@ impl Filter {
             && one(&self.site, i.location.site.as_deref())
             && one(&self.container, i.location.container.as_deref())
             && one(&self.rack, i.location.rack.as_deref())
-            && self.ip.as_ref().is_none_or(|p| i.ip.to_string().starts_with(p.as_str()))
+            && self
+                .ip
+                .as_ref()
+                .is_none_or(|p| i.ip.to_string().starts_with(p.as_str()))
             && self.q.as_ref().is_none_or(|q| {
                 [
                     Some(i.id.0.as_str()),
@@ -367,30 +377,26 @@ fn text_key<'a>(r: &'a Row, field: &str) -> Option<&'a str> {
     }
 }
 
-fn compare(a: &Row, b: &Row, field: &str) -> Ordering {
+/// Orders two rows by `field`; devices without the value come last in either direction.
+fn compare(a: &Row, b: &Row, field: &str, desc: bool) -> Ordering {
+    let dir = |o: Ordering| if desc { o.reverse() } else { o };
     match field {
-        "ip" => a.info.ip.cmp(&b.info.ip),
+        "ip" => dir(a.info.ip.cmp(&b.info.ip)),
         "id" | "family" | "vendor" | "model" | "status" | "site" | "container" | "rack" => {
-            // Natural order, so R2 comes before R10.
-            natural(text_key(a, field), text_key(b, field))
+            match (text_key(a, field), text_key(b, field)) {
+                // Natural order, so R2 comes before R10.
+                (Some(x), Some(y)) => dir(natural(x, y)),
+                (x, y) => x.is_none().cmp(&y.is_none()),
+            }
         }
-        // Devices without the value sort last whichever the direction.
         _ => match (a.number(field), b.number(field)) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
+            (Some(x), Some(y)) => dir(x.total_cmp(&y)),
+            (x, y) => x.is_none().cmp(&y.is_none()),
         },
     }
 }
 
-fn natural(a: Option<&str>, b: Option<&str>) -> Ordering {
-    let (a, b) = match (a, b) {
-        (Some(a), Some(b)) => (a, b),
-        (Some(_), None) => return Ordering::Less,
-        (None, Some(_)) => return Ordering::Greater,
-        (None, None) => return Ordering::Equal,
-    };
+fn natural(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
     loop {
         match (x.peek().copied(), y.peek().copied()) {
@@ -469,10 +475,8 @@ pub fn page(rows: &[Row], q: &ListQuery) -> Result<Page, ApiError> {
     let mut hits: Vec<&Row> = rows.iter().filter(|r| filter.matches(r)).collect();
     let matched = hits.len();
     let cmp = |a: &&Row, b: &&Row| {
-        let o = compare(a, b, sort);
-        let o = if desc { o.reverse() } else { o };
         // Ties broken by address so pages are stable.
-        o.then_with(|| a.info.ip.cmp(&b.info.ip))
+        compare(a, b, sort, desc).then_with(|| a.info.ip.cmp(&b.info.ip))
     };
     // Only the rows up to the end of the page need to be in order.
     let end = offset.saturating_add(limit).min(matched);
@@ -712,10 +716,94 @@ pub async fn history(
 mod tests {
     use super::*;
 
+    fn live_with(hashrates: &[Option<f64>]) -> LiveState {
+        let live = LiveState::new();
+        for (i, h) in hashrates.iter().enumerate() {
+            let info = DeviceInfo {
+                id: DeviceId(format!("d{i}")),
+                ip: format!("10.0.0.{}", i + 1).parse().unwrap(),
+                kind: hashmesh_core::DeviceKind::Miner,
+                family: "antminer".into(),
+                vendor: "Bitmain".into(),
+                model: "Antminer S19 Pro".into(),
+                firmware: String::new(),
+                mac: None,
+                serial: None,
+                unit_id: None,
+                location: Default::default(),
+                tags: vec![],
+                credentials_ref: None,
+                missing_since_unix_ms: None,
+            };
+            let (d, _) = live.upsert(info);
+            if let Some(h) = h {
+                let mut s =
+                    hashmesh_core::MinerSnapshot::empty(0, hashmesh_core::MinerStatus::Mining);
+                s.hashrate_ths = Some(*h);
+                d.with_state(|st| {
+                    st.status = DeviceStatus::Mining;
+                    st.reading = Some(Reading::Miner(Arc::new(s)));
+                });
+            }
+        }
+        live
+    }
+
+    fn order(rows: &[Row], q: ListQuery) -> Vec<String> {
+        page(rows, &q)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
+
+    #[test]
+    fn devices_without_a_value_sort_last_both_ways() {
+        let live = live_with(&[Some(100.0), None, Some(120.0), Some(90.0)]);
+        let rows = RowCache::default().get(&live);
+        let q = |order: &str, limit| ListQuery {
+            sort: Some("hashrate_ths".into()),
+            order: Some(order.into()),
+            limit: Some(limit),
+            ..Default::default()
+        };
+        assert_eq!(order(&rows, q("desc", 10)), ["d2", "d0", "d3", "d1"]);
+        assert_eq!(order(&rows, q("asc", 10)), ["d3", "d0", "d2", "d1"]);
+        // A page cut by select_nth keeps the same order as the full sort.
+        assert_eq!(order(&rows, q("desc", 2)), ["d2", "d0"]);
+        let mut offset = q("asc", 2);
+        offset.offset = Some(2);
+        assert_eq!(order(&rows, offset), ["d2", "d1"]);
+    }
+
+    #[test]
+    fn filters_combine_and_bad_ones_are_named() {
+        let live = live_with(&[Some(100.0), None, Some(120.0)]);
+        let rows = RowCache::default().get(&live);
+        let q = ListQuery {
+            status: Some("unknown".into()),
+            ..Default::default()
+        };
+        assert_eq!(order(&rows, q), ["d1"]);
+        let q = ListQuery {
+            ip: Some("10.0.0.3".into()),
+            status: Some("mining,degraded".into()),
+            ..Default::default()
+        };
+        assert_eq!(order(&rows, q), ["d2"]);
+        let bad = ListQuery {
+            ip: Some("10.0.0.x; drop".into()),
+            ..Default::default()
+        };
+        let e = page(&rows, &bad).unwrap_err();
+        assert!(format!("{e:?}").contains("ip"), "{e:?}");
+    }
+
     #[test]
     fn natural_order() {
         let mut v = vec!["R10", "R2", "R1", "r3", "R02"];
-        v.sort_by(|a, b| natural(Some(a), Some(b)));
+        v.sort_by(|a, b| natural(a, b));
         assert_eq!(v, vec!["R1", "R2", "R02", "r3", "R10"]);
     }
 }

@@ -171,7 +171,14 @@ pub async fn history(
     let points = blocking(move || {
         let read = |column: &str| {
             store
-                .query_group(&group, column, agg, window.from_ms, window.to_ms, window.resolution)
+                .query_group(
+                    &group,
+                    column,
+                    agg,
+                    window.from_ms,
+                    window.to_ms,
+                    window.resolution,
+                )
                 .map_err(|e| ApiError::bad_request(e.to_string()))
         };
         if metric == "efficiency_j_per_th" && matches!(agg, Agg::Sum | Agg::Avg) {
@@ -179,8 +186,10 @@ pub async fn history(
             // of the devices' ratios (a small inefficient miner would weigh as much as a big one).
             let power = read("power_w")?;
             let hash = read("hashrate_ths")?;
-            let by_time: BTreeMap<i64, f64> =
-                hash.into_iter().map(|p| (p.time_unix_ms, p.value)).collect();
+            let by_time: BTreeMap<i64, f64> = hash
+                .into_iter()
+                .map(|p| (p.time_unix_ms, p.value))
+                .collect();
             return Ok((
                 power
                     .into_iter()

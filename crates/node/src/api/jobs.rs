@@ -204,7 +204,9 @@ fn body_error(e: JsonRejection) -> ApiError {
 }
 
 /// The body of a command request: a `Command`, checked with an error naming the problem.
-fn parse_command(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<Command, ApiError> {
+fn parse_command(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Command, ApiError> {
     let Json(v) = body.map_err(body_error)?;
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("command: {e}")))
 }
@@ -224,7 +226,13 @@ pub async fn command_one(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let command = parse_command(body)?;
     let d = device(&s.node, &id)?;
-    let job = start(s.node.clone(), s.jobs.clone(), vec![d.info()], command, &who.0.username);
+    let job = start(
+        s.node.clone(),
+        s.jobs.clone(),
+        vec![d.info()],
+        command,
+        &who.0.username,
+    );
     Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job })))
 }
 
@@ -274,7 +282,13 @@ pub async fn command_many(
     for id in &b.devices {
         infos.push(device(&s.node, id)?.info());
     }
-    let job = start(s.node.clone(), s.jobs.clone(), infos, command, &who.0.username);
+    let job = start(
+        s.node.clone(),
+        s.jobs.clone(),
+        infos,
+        command,
+        &who.0.username,
+    );
     Ok((StatusCode::ACCEPTED, Json(Accepted { job_id: job })))
 }
 

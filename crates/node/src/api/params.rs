@@ -116,11 +116,7 @@ impl HistoryQuery {
 
 /// `1h`, `90m`, `24h`, `7d` → milliseconds.
 pub fn parse_range(s: &str) -> Result<i64, ApiError> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "range '{s}' is not a duration like 1h, 24h or 7d"
-        ))
-    };
+    let bad = || ApiError::bad_request(format!("range '{s}' is not a duration like 1h, 24h or 7d"));
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: i64 = n.parse().map_err(|_| bad())?;
     let ms = match unit {
@@ -155,10 +151,22 @@ mod tests {
         let now = 1_000 * 24 * HOUR;
         let w = q(Some("1h")).window(now, false).unwrap();
         assert_eq!((w.to_ms - w.from_ms, w.resolution), (HOUR, Resolution::Raw));
-        assert_eq!(q(Some("1h")).window(now, true).unwrap().resolution, Resolution::Min1);
-        assert_eq!(q(Some("24h")).window(now, true).unwrap().resolution, Resolution::Min1);
-        assert_eq!(q(Some("7d")).window(now, true).unwrap().resolution, Resolution::Min5);
-        assert_eq!(q(Some("30d")).window(now, true).unwrap().resolution, Resolution::Hour1);
+        assert_eq!(
+            q(Some("1h")).window(now, true).unwrap().resolution,
+            Resolution::Min1
+        );
+        assert_eq!(
+            q(Some("24h")).window(now, true).unwrap().resolution,
+            Resolution::Min1
+        );
+        assert_eq!(
+            q(Some("7d")).window(now, true).unwrap().resolution,
+            Resolution::Min5
+        );
+        assert_eq!(
+            q(Some("30d")).window(now, true).unwrap().resolution,
+            Resolution::Hour1
+        );
     }
 
     #[test]

@@ -107,7 +107,11 @@ pub async fn upgrade(
     ws.on_upgrade(move |socket| serve(socket, rx, first))
 }
 
-async fn serve(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<str>>, first: Option<Arc<str>>) {
+async fn serve(
+    mut socket: WebSocket,
+    mut rx: broadcast::Receiver<Arc<str>>,
+    first: Option<Arc<str>>,
+) {
     if let Some(f) = first
         && socket.send(Message::Text(f.as_ref().into())).await.is_err()
     {
