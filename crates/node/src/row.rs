@@ -4,8 +4,35 @@
 use crate::live::{DeviceStatus, Reading};
 use hashmesh_core::{MeterSnapshot, MinerSnapshot};
 
+/// Position of each stored column; [`COLUMNS`] holds their names in the same order.
+mod col {
+    pub const STATUS_CODE: usize = 0;
+    pub const ONLINE: usize = 1;
+    pub const MINING: usize = 2;
+    pub const HASHRATE: usize = 3;
+    pub const HASHRATE_AVG: usize = 4;
+    pub const EXPECTED: usize = 5;
+    pub const POWER: usize = 6;
+    pub const CHIP_TEMP: usize = 7;
+    pub const BOARD_TEMP: usize = 8;
+    pub const INLET_TEMP: usize = 9;
+    pub const OUTLET_TEMP: usize = 10;
+    pub const FAN_MIN: usize = 11;
+    pub const FAN_MAX: usize = 12;
+    pub const ACCEPTED: usize = 13;
+    pub const REJECTED: usize = 14;
+    pub const HW_ERRORS: usize = 15;
+    pub const UPTIME: usize = 16;
+    pub const BOARDS_FAILED: usize = 17;
+    pub const ENERGY_IMPORT: usize = 18;
+    pub const VOLTAGE: usize = 19;
+    pub const POWER_FACTOR: usize = 20;
+}
+
 /// The columns of a stored row, in order. Adding one at the end is safe; never reorder.
-pub const COLUMNS: [&str; 22] = [
+/// Efficiency is not stored: it is power over hashrate, computed when read (a stored quotient
+/// of two noisy values compresses badly, about 6 bytes a sample).
+pub const COLUMNS: [&str; 21] = [
     "status_code",
     "online",
     "mining",
@@ -13,7 +40,6 @@ pub const COLUMNS: [&str; 22] = [
     "hashrate_avg_ths",
     "expected_hashrate_ths",
     "power_w",
-    "efficiency_j_per_th",
     "chip_temp_max_c",
     "board_temp_max_c",
     "inlet_temp_c",
@@ -41,9 +67,9 @@ pub const N: usize = COLUMNS.len();
 /// The row for one poll: a reading when it succeeded, else just the status.
 pub fn values(status: DeviceStatus, reading: Option<&Reading>) -> [f64; N] {
     let mut v = [f64::NAN; N];
-    v[0] = status.code();
-    v[1] = if status.is_online() { 1.0 } else { 0.0 };
-    v[2] = if matches!(status, DeviceStatus::Mining | DeviceStatus::Degraded) {
+    v[col::STATUS_CODE] = status.code();
+    v[col::ONLINE] = if status.is_online() { 1.0 } else { 0.0 };
+    v[col::MINING] = if matches!(status, DeviceStatus::Mining | DeviceStatus::Degraded) {
         1.0
     } else {
         0.0
@@ -65,44 +91,37 @@ fn max(it: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn miner(v: &mut [f64; N], s: &MinerSnapshot) {
-    v[3] = opt(s.hashrate_ths);
-    v[4] = opt(s.hashrate_avg_ths);
-    v[5] = opt(s.expected_hashrate_ths);
-    v[6] = opt(s.power_w);
-    v[7] = opt(s.efficiency_j_per_th);
-    v[8] = max(s.boards.iter().filter_map(|b| b.chip_temp_c));
-    v[9] = max(s.boards.iter().filter_map(|b| b.board_temp_c));
-    v[10] = opt(s.ambient_temp_c).min(max(s.boards.iter().filter_map(|b| b.inlet_temp_c)));
-    v[11] = max(s.boards.iter().filter_map(|b| b.outlet_temp_c));
-    v[12] = s
-        .fans_rpm
-        .iter()
-        .map(|&f| f as f64)
-        .fold(f64::NAN, f64::min);
-    v[13] = s
-        .fans_rpm
-        .iter()
-        .map(|&f| f as f64)
-        .fold(f64::NAN, f64::max);
+    v[col::HASHRATE] = opt(s.hashrate_ths);
+    v[col::HASHRATE_AVG] = opt(s.hashrate_avg_ths);
+    v[col::EXPECTED] = opt(s.expected_hashrate_ths);
+    v[col::POWER] = opt(s.power_w);
+    v[col::CHIP_TEMP] = max(s.boards.iter().filter_map(|b| b.chip_temp_c));
+    v[col::BOARD_TEMP] = max(s.boards.iter().filter_map(|b| b.board_temp_c));
+    v[col::INLET_TEMP] =
+        opt(s.ambient_temp_c).min(max(s.boards.iter().filter_map(|b| b.inlet_temp_c)));
+    v[col::OUTLET_TEMP] = max(s.boards.iter().filter_map(|b| b.outlet_temp_c));
+    let fans = || s.fans_rpm.iter().map(|&f| f as f64);
+    v[col::FAN_MIN] = fans().fold(f64::NAN, f64::min);
+    v[col::FAN_MAX] = fans().fold(f64::NAN, f64::max);
     if !s.pools.is_empty() {
-        v[14] = s.pools.iter().map(|p| p.accepted as f64).sum();
-        v[15] = s.pools.iter().map(|p| p.rejected as f64).sum();
+        v[col::ACCEPTED] = s.pools.iter().map(|p| p.accepted as f64).sum();
+        v[col::REJECTED] = s.pools.iter().map(|p| p.rejected as f64).sum();
     }
-    v[16] = s.hardware_errors.map_or(f64::NAN, |h| h as f64);
-    v[17] = s.uptime_s.map_or(f64::NAN, |u| u as f64);
+    v[col::HW_ERRORS] = s.hardware_errors.map_or(f64::NAN, |h| h as f64);
+    v[col::UPTIME] = s.uptime_s.map_or(f64::NAN, |u| u as f64);
     if !s.boards.is_empty() {
-        v[18] = s.boards.iter().filter(|b| b.failed).count() as f64;
+        v[col::BOARDS_FAILED] = s.boards.iter().filter(|b| b.failed).count() as f64;
     }
 }
 
 fn meter(v: &mut [f64; N], m: &MeterSnapshot) {
-    v[6] = opt(m.active_power_total_w);
-    v[19] = opt(m.energy_import_kwh);
+    v[col::POWER] = opt(m.active_power_total_w);
+    v[col::ENERGY_IMPORT] = opt(m.energy_import_kwh);
     let volts: Vec<f64> = m.voltage_ln_v.iter().flatten().copied().collect();
     if !volts.is_empty() {
-        v[20] = volts.iter().sum::<f64>() / volts.len() as f64;
+        v[col::VOLTAGE] = volts.iter().sum::<f64>() / volts.len() as f64;
     }
-    v[21] = opt(m.power_factor_total);
+    v[col::POWER_FACTOR] = opt(m.power_factor_total);
 }
 
 #[cfg(test)]
@@ -149,7 +168,7 @@ mod tests {
         assert_eq!(c("accepted_shares"), 42.0);
         assert_eq!(c("boards_failed"), 1.0);
         assert!(c("energy_import_kwh").is_nan());
-        assert!((c("efficiency_j_per_th") - 29.545).abs() < 0.01);
+        assert_eq!(column("efficiency_j_per_th"), None);
     }
 
     #[test]
@@ -158,6 +177,6 @@ mod tests {
         assert_eq!(v[0], 6.0);
         assert_eq!(v[1], 0.0);
         assert_eq!(v[2], 0.0);
-        assert!(v[3..].iter().all(|x| x.is_nan()));
+        assert!(v[col::HASHRATE..].iter().all(|x| x.is_nan()));
     }
 }

@@ -348,9 +348,13 @@ async fn the_api_serves_a_simulated_fleet() {
         .unwrap();
     assert_eq!(report.updated, 28);
     node.inner().reload_inventory().unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let map = api.get(&vera, "/api/v1/sitemap").await;
-    assert_eq!(map["unplaced"], 0);
+    // The device table behind the map is refreshed in the background about once a second.
+    let mut map = Value::Null;
+    wait_for("the site map to place every device", 10, async || {
+        map = api.get(&vera, "/api/v1/sitemap").await;
+        map["unplaced"] == 0
+    })
+    .await;
     let racks = map["sites"][0]["containers"][0]["racks"]
         .as_array()
         .unwrap();

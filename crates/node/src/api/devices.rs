@@ -31,11 +31,35 @@ pub struct Row {
     hashrate_ths: Option<f64>,
     power_w: Option<f64>,
     chip_temp_max_c: Option<f64>,
+    /// The address as text, for prefix filters.
+    ip_text: Arc<str>,
+    /// Lower-case id, address, model, serial and MAC, for free-text search.
+    text: Arc<str>,
 }
 
 impl Row {
-    fn build(d: &crate::live::LiveDevice) -> Row {
+    /// A row for `d`; identity text is reused from `prev` when the identity did not change.
+    fn build(d: &crate::live::LiveDevice, prev: Option<&Row>) -> Row {
         let info = d.info();
+        let (ip_text, text) = match prev {
+            Some(p) if Arc::ptr_eq(&p.info, &info) => (p.ip_text.clone(), p.text.clone()),
+            _ => {
+                let ip = info.ip.to_string();
+                let text = [
+                    Some(info.id.0.as_str()),
+                    Some(ip.as_str()),
+                    Some(info.model.as_str()),
+                    info.serial.as_deref(),
+                    info.mac.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+                .to_lowercase();
+                (Arc::from(ip), Arc::from(text))
+            }
+        };
         let (status, reading, failure, last_poll) = d.with_state(|s| {
             (
                 s.status,
@@ -60,6 +84,8 @@ impl Row {
             hashrate_ths,
             power_w,
             chip_temp_max_c,
+            ip_text,
+            text,
         }
     }
 
@@ -177,28 +203,57 @@ pub struct RowJson {
     last_poll_unix_ms: Option<i64>,
 }
 
-/// The device table, rebuilt from live state when older than [`ROW_TTL`].
+/// The device table, rebuilt from live state when older than [`ROW_TTL`]. A request never
+/// waits for a rebuild once a table exists: it gets the current one while a background thread
+/// builds the next.
 #[derive(Default)]
 pub struct RowCache {
     inner: Mutex<Option<(Instant, Arc<Vec<Row>>)>>,
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 /// How old the device table may be before a request rebuilds it.
 pub const ROW_TTL: Duration = Duration::from_secs(1);
 
+fn build_rows(live: &LiveState, prev: Option<&[Row]>) -> Vec<Row> {
+    live.all()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Row::build(d, prev.and_then(|p| p.get(i))))
+        .collect()
+}
+
 impl RowCache {
-    /// The current table.
-    pub fn get(&self, live: &LiveState) -> Arc<Vec<Row>> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, rows)) = g.as_ref()
-            && at.elapsed() < ROW_TTL
-            && rows.len() == live.len()
-        {
-            return rows.clone();
+    /// The current table (built now if there is none yet or devices were added).
+    pub fn get(self: &Arc<Self>, live: &Arc<LiveState>) -> Arc<Vec<Row>> {
+        use std::sync::atomic::Ordering;
+        let current = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match current {
+            Some((at, rows)) if rows.len() == live.len() => {
+                if at.elapsed() >= ROW_TTL && !self.rebuilding.swap(true, Ordering::AcqRel) {
+                    let (cache, live, prev) = (self.clone(), live.clone(), rows.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("hashmesh-rows".into())
+                        .spawn(move || {
+                            let started = Instant::now();
+                            let rows = Arc::new(build_rows(&live, Some(&prev)));
+                            *cache.inner.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((started, rows));
+                            cache.rebuilding.store(false, Ordering::Release);
+                        });
+                    if spawned.is_err() {
+                        self.rebuilding.store(false, Ordering::Release);
+                    }
+                }
+                rows
+            }
+            prev => {
+                let rows = Arc::new(build_rows(live, prev.as_ref().map(|(_, r)| r.as_slice())));
+                *self.inner.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), rows.clone()));
+                rows
+            }
         }
-        let rows: Arc<Vec<Row>> = Arc::new(live.all().iter().map(|d| Row::build(d)).collect());
-        *g = Some((Instant::now(), rows.clone()));
-        rows
     }
 }
 
@@ -207,20 +262,34 @@ impl RowCache {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    status: Option<String>,
-    vendor: Option<String>,
-    model: Option<String>,
-    family: Option<String>,
-    site: Option<String>,
-    container: Option<String>,
-    rack: Option<String>,
-    ip: Option<String>,
-    q: Option<String>,
-    kind: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
-    offset: Option<usize>,
-    limit: Option<usize>,
+    /// Statuses, comma-separated (any of them).
+    pub status: Option<String>,
+    /// Vendors, comma-separated.
+    pub vendor: Option<String>,
+    /// Models, comma-separated.
+    pub model: Option<String>,
+    /// Driver families, comma-separated.
+    pub family: Option<String>,
+    /// Sites, comma-separated.
+    pub site: Option<String>,
+    /// Containers, comma-separated.
+    pub container: Option<String>,
+    /// Racks, comma-separated.
+    pub rack: Option<String>,
+    /// Address prefix.
+    pub ip: Option<String>,
+    /// Free text: id, address, model, serial, MAC.
+    pub q: Option<String>,
+    /// `miner` or `power_meter`.
+    pub kind: Option<String>,
+    /// Field to sort by.
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    /// First row of the page.
+    pub offset: Option<usize>,
+    /// Rows in the page (default 200, at most 5000).
+    pub limit: Option<usize>,
 }
 
 /// Largest page.
@@ -397,40 +466,39 @@ fn compare(a: &Row, b: &Row, field: &str, desc: bool) -> Ordering {
 }
 
 fn natural(a: &str, b: &str) -> Ordering {
-    let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
-    loop {
-        match (x.peek().copied(), y.peek().copied()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
-                let mut n = String::new();
-                while let Some(c) = x.next_if(char::is_ascii_digit) {
-                    n.push(c);
-                }
-                let mut m = String::new();
-                while let Some(d) = y.next_if(char::is_ascii_digit) {
-                    m.push(d);
-                }
-                let o = n
-                    .trim_start_matches('0')
-                    .len()
-                    .cmp(&m.trim_start_matches('0').len())
-                    .then_with(|| n.trim_start_matches('0').cmp(m.trim_start_matches('0')));
-                if o != Ordering::Equal {
-                    return o;
-                }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
             }
-            (Some(c), Some(d)) => {
-                let o = c.to_ascii_lowercase().cmp(&d.to_ascii_lowercase());
-                if o != Ordering::Equal {
-                    return o;
-                }
-                x.next();
-                y.next();
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
             }
+            // Compare the numbers without leading zeros: longer is larger, else digit by digit.
+            let x = trim_zeros(&a[si..i]);
+            let y = trim_zeros(&b[sj..j]);
+            let o = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            let o = a[i].to_ascii_lowercase().cmp(&b[j].to_ascii_lowercase());
+            if o != Ordering::Equal {
+                return o;
+            }
+            i += 1;
+            j += 1;
         }
     }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|c| **c == b'0').count();
+    &d[n..]
 }
 
 /// A page of the device table.
@@ -698,9 +766,24 @@ pub async fn history(
     let m = metric.clone();
     let points = blocking(move || {
         let series = store.series(&key).map_err(ApiError::internal)?;
-        store
-            .query_series(series, &m, window.from_ms, window.to_ms, window.resolution)
-            .map_err(|e| ApiError::bad_request(e.to_string()))
+        let read = |column: &str| {
+            store
+                .query_series(
+                    series,
+                    column,
+                    window.from_ms,
+                    window.to_ms,
+                    window.resolution,
+                )
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        };
+        if m == super::params::EFFICIENCY {
+            return Ok(super::params::ratio(
+                read("power_w")?,
+                read("hashrate_ths")?,
+            ));
+        }
+        read(&m)
     })
     .await?;
     Ok(Json(super::fleet::History {
@@ -716,7 +799,7 @@ pub async fn history(
 mod tests {
     use super::*;
 
-    fn live_with(hashrates: &[Option<f64>]) -> LiveState {
+    fn live_with(hashrates: &[Option<f64>]) -> Arc<LiveState> {
         let live = LiveState::new();
         for (i, h) in hashrates.iter().enumerate() {
             let info = DeviceInfo {
@@ -746,7 +829,7 @@ mod tests {
                 });
             }
         }
-        live
+        Arc::new(live)
     }
 
     fn order(rows: &[Row], q: ListQuery) -> Vec<String> {
@@ -761,7 +844,7 @@ mod tests {
     #[test]
     fn devices_without_a_value_sort_last_both_ways() {
         let live = live_with(&[Some(100.0), None, Some(120.0), Some(90.0)]);
-        let rows = RowCache::default().get(&live);
+        let rows = Arc::new(RowCache::default()).get(&live);
         let q = |order: &str, limit| ListQuery {
             sort: Some("hashrate_ths".into()),
             order: Some(order.into()),
@@ -780,7 +863,7 @@ mod tests {
     #[test]
     fn filters_combine_and_bad_ones_are_named() {
         let live = live_with(&[Some(100.0), None, Some(120.0)]);
-        let rows = RowCache::default().get(&live);
+        let rows = Arc::new(RowCache::default()).get(&live);
         let q = ListQuery {
             status: Some("unknown".into()),
             ..Default::default()

@@ -1,6 +1,6 @@
 //! Fleet routes: the current totals of the node and its groups, and a group's history.
 
-use super::params::{HistoryQuery, resolution_name};
+use super::params::{EFFICIENCY, HistoryQuery, ratio, resolution_name};
 use super::{AppState, blocking};
 use crate::auth::RequireViewer;
 use crate::error::ApiError;
@@ -181,28 +181,17 @@ pub async fn history(
                 )
                 .map_err(|e| ApiError::bad_request(e.to_string()))
         };
-        if metric == "efficiency_j_per_th" && matches!(agg, Agg::Sum | Agg::Avg) {
+        if metric == EFFICIENCY {
+            if !matches!(agg, Agg::Sum | Agg::Avg) {
+                return Err(ApiError::bad_request(
+                    "agg: efficiency_j_per_th is power over hashrate; ask for sum",
+                ));
+            }
             // A fleet's efficiency is its total power over its total hashrate, not an average
             // of the devices' ratios (a small inefficient miner would weigh as much as a big one).
             let power = read("power_w")?;
             let hash = read("hashrate_ths")?;
-            let by_time: BTreeMap<i64, f64> = hash
-                .into_iter()
-                .map(|p| (p.time_unix_ms, p.value))
-                .collect();
-            return Ok((
-                power
-                    .into_iter()
-                    .filter_map(|p| {
-                        let h = by_time.get(&p.time_unix_ms)?;
-                        (*h > 0.01).then(|| Point {
-                            time_unix_ms: p.time_unix_ms,
-                            value: p.value / h,
-                        })
-                    })
-                    .collect(),
-                group,
-            ));
+            return Ok((ratio(power, hash), group));
         }
         Ok((read(&metric)?, group))
     })

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::row;
-use hashmesh_store::tsdb::{Agg, Resolution};
+use hashmesh_store::tsdb::{Agg, Point, Resolution};
 use serde::Deserialize;
 
 /// `?metric=…&agg=…&group=…&range=…&from=…&to=…` as written.
@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// A stored column, or `efficiency_j_per_th` (computed for groups).
+    /// A stored column, or `efficiency_j_per_th` (power over hashrate, computed when read).
     pub metric: String,
     /// sum|avg|min|max|count (groups only).
     pub agg: Option<String>,
@@ -47,6 +47,27 @@ pub fn resolution_name(r: Resolution) -> &'static str {
 }
 
 const HOUR: i64 = 3_600_000;
+
+/// The one metric that is not stored but computed: power over hashrate.
+pub const EFFICIENCY: &str = "efficiency_j_per_th";
+
+/// Power over hashrate at the times both series have a point (hashrate above 0.01 TH/s).
+pub fn ratio(power: Vec<Point>, hashrate: Vec<Point>) -> Vec<Point> {
+    let by_time: std::collections::BTreeMap<i64, f64> = hashrate
+        .into_iter()
+        .map(|p| (p.time_unix_ms, p.value))
+        .collect();
+    power
+        .into_iter()
+        .filter_map(|p| {
+            let h = by_time.get(&p.time_unix_ms)?;
+            (*h > 0.01).then(|| Point {
+                time_unix_ms: p.time_unix_ms,
+                value: p.value / h,
+            })
+        })
+        .collect()
+}
 
 impl HistoryQuery {
     /// The window: `range` back from now, or `from`..`to`. Group rollups start at 1 min; device
@@ -103,11 +124,11 @@ impl HistoryQuery {
     /// The metric, checked against the stored columns.
     pub fn metric(&self) -> Result<&str, ApiError> {
         let m = self.metric.as_str();
-        if row::column(m).is_some() {
+        if row::column(m).is_some() || m == EFFICIENCY {
             Ok(m)
         } else {
             Err(ApiError::bad_request(format!(
-                "unknown metric '{m}' (expected one of {})",
+                "unknown metric '{m}' (expected {EFFICIENCY} or one of {})",
                 row::COLUMNS.join(", ")
             )))
         }
