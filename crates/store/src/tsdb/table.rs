@@ -340,7 +340,11 @@ impl Table {
         // chunk's absorbed sequence says so.
         self.read_l0(shared, id, cols, first, last, max_seq, &mut found)?;
         let mut l1: Vec<Found> = Vec::new();
-        let mut p = first;
+        // Only periods inside files that exist: a query from 1970 must not walk 500,000 hours.
+        let (mut p, last) = match self.file_bounds() {
+            Some((lo, hi)) => (first.max(self.period(lo)), last.min(hi)),
+            None => (1, 0),
+        };
         while p <= last {
             if let Some((seq, rows)) = self.read_l1(shared, id, cols, p)? {
                 out.absorbed.insert(p, seq);
@@ -676,6 +680,18 @@ impl Table {
             }
         }
         Ok((written, dropped))
+    }
+
+    /// Start of the earliest and the last period of the period files on disk, if any.
+    fn file_bounds(&self) -> Option<(i64, i64)> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        let starts: Vec<i64> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| self.span.parse(n)))
+            .collect();
+        let lo = *starts.iter().min()?;
+        let hi = *starts.iter().max()?;
+        Some((lo, self.span.end(hi) - 1))
     }
 
     /// Deletes files that ended more than the retention before `now`; returns how many.
