@@ -11,6 +11,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod live;
+pub mod logins;
 pub mod metrics;
 pub mod node;
 pub mod poller;

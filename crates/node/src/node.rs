@@ -163,14 +163,20 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node with `config`, using the vendors' factory credentials.
+    /// Starts a node with `config`; devices log in with the credential store in the data
+    /// directory (`hashmesh creds`), then the vendors' factory logins.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
-        Node::start_with(
-            config,
-            Registry::with_defaults(),
-            Arc::new(crate::poller::FactoryDefaults),
-        )
-        .await
+        let logins = Arc::new(crate::logins::StoredLogins::open(&config.data_dir));
+        let mut node = Node::start_with(config, Registry::with_defaults(), logins.clone()).await?;
+        // Pick up `hashmesh creds` changes while the node runs.
+        node.tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let l = logins.clone();
+                let _ = tokio::task::spawn_blocking(move || l.reload_if_changed()).await;
+            }
+        }));
+        Ok(node)
     }
 
     /// Starts a node with its own drivers and credential source.
