@@ -16,6 +16,7 @@ use digest::{DigestSession, parse_challenge};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
@@ -23,6 +24,14 @@ pub use wire::Response;
 
 /// Idle connections kept per device; polls are sequential, so one is usually enough.
 const MAX_IDLE_PER_DEVICE: usize = 2;
+
+/// Idle connections kept by all clients of the process together. A node polling 100,000
+/// devices must not hold a socket to every web interface it ever touched (identification
+/// reads many of them once): a process may have only 20,000 open files here.
+pub const MAX_IDLE_TOTAL: usize = 4096;
+
+/// Idle connections held now, by every client of the process.
+static IDLE_TOTAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// An idle connection older than this is not reused: embedded web servers drop idle
 /// keep-alive connections after a few seconds, and a stale socket costs a failed write.
@@ -61,6 +70,16 @@ impl<'a> Request<'a> {
 
 type Conn = BufReader<TcpStream>;
 type IdleConn = (Conn, Instant);
+
+/// Counts connections leaving the idle pools (taken for reuse, aged out or dropped).
+fn idle_released(n: usize) {
+    if n > 0 {
+        // Saturating: a client dropped with idle connections never decremented them.
+        let _ = IDLE_TOTAL.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+            Some(t.saturating_sub(n))
+        });
+    }
+}
 
 /// The drivers' HTTP client: one per driver, shared by all its devices.
 #[derive(Debug, Default)]
@@ -113,7 +132,9 @@ impl HttpClient {
 
     /// Forgets the connections and the Digest login of `addr` (after a reboot, say).
     pub fn forget(&self, addr: SocketAddr) {
-        lock(&self.idle).remove(&addr);
+        if let Some(list) = lock(&self.idle).remove(&addr) {
+            idle_released(list.len());
+        }
         lock(&self.sessions).remove(&addr);
     }
 
@@ -203,8 +224,11 @@ impl HttpClient {
             let mut idle = lock(&self.idle);
             let list = idle.get_mut(&addr);
             let fresh = list.and_then(|l| {
+                let before = l.len();
                 l.retain(|(_, since)| since.elapsed() < MAX_IDLE_AGE);
-                l.pop()
+                let popped = l.pop();
+                idle_released(before - l.len());
+                popped
             });
             if idle.get(&addr).is_some_and(Vec::is_empty) {
                 idle.remove(&addr);
@@ -236,14 +260,41 @@ impl HttpClient {
     }
 
     fn keep(&self, addr: SocketAddr, conn: Conn, resp: Response) -> Response {
-        if resp.keep_alive {
-            let mut idle = lock(&self.idle);
-            let list = idle.entry(addr).or_default();
-            if list.len() < MAX_IDLE_PER_DEVICE {
-                list.push((conn, Instant::now()));
-            }
+        if !resp.keep_alive {
+            return resp;
+        }
+        let mut idle = lock(&self.idle);
+        if IDLE_TOTAL.load(Ordering::Relaxed) >= MAX_IDLE_TOTAL {
+            // Full: first let go of connections too old to be reused anyway.
+            let mut freed = 0;
+            idle.retain(|_, list| {
+                let before = list.len();
+                list.retain(|(_, since)| since.elapsed() < MAX_IDLE_AGE);
+                freed += before - list.len();
+                !list.is_empty()
+            });
+            idle_released(freed);
+        }
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_DEVICE && IDLE_TOTAL.load(Ordering::Relaxed) < MAX_IDLE_TOTAL {
+            list.push((conn, Instant::now()));
+            IDLE_TOTAL.fetch_add(1, Ordering::Relaxed);
+        } else if list.is_empty() {
+            idle.remove(&addr);
         }
         resp
+    }
+
+    /// Idle connections this process holds now (all clients together).
+    pub fn idle_total() -> usize {
+        IDLE_TOTAL.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for HttpClient {
+    fn drop(&mut self) {
+        let held: usize = lock(&self.idle).values().map(Vec::len).sum();
+        idle_released(held);
     }
 }
 
