@@ -8,8 +8,10 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
+use hashmesh_core::{DeviceId, DeviceKind, Vendor};
 use hashmesh_node::config::Config;
-use hashmesh_node::{Node, discovery};
+use hashmesh_node::Node;
+use hashmesh_store::meta::{Discovered, Inventory};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -141,12 +143,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.validate()?;
     let password = hashmesh_node::auth::ensure_demo_admin(&data_dir, args.password.as_deref())
         .context("creating the admin account")?;
+    let known = register_broken(&entries, &data_dir.join("inventory.sqlite"))?;
 
     let node = Node::start(config).await.context("starting the node")?;
     eprintln!("discovering the farm…");
-    let summary = discovery::scan_once(node.inner())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    // The node scans its ranges once at start; wait for that scan rather than run another.
+    let waiting = std::time::Instant::now();
+    let summary = loop {
+        if waiting.elapsed() > Duration::from_secs(600) {
+            bail!("the node's discovery scan did not finish within 10 minutes (see the log above)");
+        }
+        if let Some(s) = node
+            .inner()
+            .last_scan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let file = std::fs::File::open(&site_map)?;
     let report = node
         .inner()
@@ -156,7 +173,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .reload_inventory()
         .map_err(anyhow::Error::msg)?;
     eprintln!(
-        "found {} devices in {:.1} s; {} placed in racks",
+        "found {} devices in {:.1} s, and {known} more from the farm's asset list that do not \
+         answer; {} placed in racks",
         summary.found, summary.duration_s, report.updated
     );
     println!();
@@ -183,6 +201,62 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     node.shutdown().await;
     let _ = child.kill().await;
     Ok(())
+}
+
+/// Puts the farm's dead devices (powered off, or hanging before they can be identified) into
+/// the inventory from the simulator's manifest, as a site's asset list would: a real site
+/// knows the miners it owns even when they do not answer, and the dashboard should show them
+/// offline rather than not at all. Returns how many.
+fn register_broken(
+    entries: &[serde_json::Value],
+    inventory: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let inv = Inventory::open(inventory)?;
+    let now = hashmesh_drivers::now_unix_ms();
+    let mut n = 0;
+    for e in entries {
+        let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let broken = e.get("faults").and_then(|f| f.as_array()).is_some_and(|f| {
+            f.iter()
+                .any(|x| matches!(x.as_str(), Some("offline" | "hang")))
+        });
+        if text("kind") != "miner" || !broken {
+            continue;
+        }
+        let Ok(ip) = text("ip").parse() else { continue };
+        let Some(id) = DeviceId::from_mac(text("mac")) else {
+            continue;
+        };
+        let family = match text("family") {
+            "bfgminer" => "cgminer",
+            f => f,
+        };
+        let vendor = match family {
+            "antminer" | "braiins" | "luxos" => Vendor::Bitmain,
+            "avalon" => Vendor::Canaan,
+            "whatsminer" => Vendor::MicroBt,
+            "bitaxe" => Vendor::Bitaxe,
+            _ => Vendor::Unknown,
+        };
+        inv.record_discovery(
+            &Discovered {
+                id,
+                ip,
+                kind: DeviceKind::Miner,
+                family: family.to_owned(),
+                vendor: vendor.display_name().to_owned(),
+                model: text("model").to_owned(),
+                firmware: String::new(),
+                mac: Some(text("mac").to_owned()),
+                serial: Some(text("serial").to_owned()).filter(|s| !s.is_empty()),
+                hostname: None,
+                unit_id: None,
+            },
+            now,
+        )?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The /24 networks from `first` to `last`.
