@@ -370,6 +370,18 @@ async fn the_api_serves_a_simulated_fleet() {
         .count();
     assert_eq!(rack_rows, 3);
 
+    // Large JSON is gzipped for clients that accept it.
+    let r = api
+        .http
+        .get(format!("{}/api/v1/devices?limit=1000", api.base))
+        .header("cookie", &vera.cookie)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("content-encoding").unwrap(), "gzip");
+
     // The OpenAPI document lists the routes.
     let (s, doc) = api.call(None, Method::GET, "/api/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
