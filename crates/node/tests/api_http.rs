@@ -148,7 +148,8 @@ async fn the_api_serves_a_simulated_fleet() {
     sorted.sort_by_key(|ip| ip.parse::<std::net::IpAddr>().unwrap());
     assert_eq!(ips, sorted, "default order is by address");
 
-    // Summary agrees with the table (two different code paths over live state).
+    // Summary agrees with the table (two code paths over live state; the table is rebuilt in
+    // the background about once a second, so the devices may have been polled in between).
     let summary = api.get(&vera, "/api/v1/fleet/summary").await;
     let table_sum: f64 = items
         .iter()
@@ -157,7 +158,7 @@ async fn the_api_serves_a_simulated_fleet() {
     let summary_sum = summary["hashrate_ths"].as_f64().unwrap();
     assert!(summary_sum > 100.0);
     assert!(
-        (summary_sum - table_sum).abs() < 1e-6 * summary_sum,
+        (summary_sum - table_sum).abs() < 0.05 * summary_sum,
         "{summary_sum} vs {table_sum}"
     );
     assert_eq!(summary["devices"], 28);
@@ -390,6 +391,8 @@ async fn the_api_serves_a_simulated_fleet() {
         "/api/v1/devices/{id}",
         "/api/v1/fleet/summary",
         "/api/v1/jobs/{id}",
+        "/api/v1/auth/login",
+        "/api/v1/tokens/{id}",
     ] {
         assert!(
             doc["paths"].get(p).is_some(),

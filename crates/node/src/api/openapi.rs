@@ -12,6 +12,16 @@ use utoipa::OpenApi;
         description = "The hashmesh node API: fleet totals and history, the device table, one device in full, commands with read-back verification, the site map and live updates. Log in at /api/v1/auth/login (session cookie + X-CSRF-Token on writes) or send `Authorization: Bearer hm_…`. Errors are application/problem+json."
     ),
     paths(
+        crate::auth::routes::login,
+        crate::auth::routes::logout,
+        crate::auth::routes::me,
+        crate::auth::routes::list_users,
+        crate::auth::routes::create_user,
+        crate::auth::routes::update_user,
+        crate::auth::routes::delete_user,
+        crate::auth::routes::list_tokens,
+        crate::auth::routes::create_token,
+        crate::auth::routes::revoke_token,
         super::fleet::summary,
         super::fleet::history,
         super::devices::list,
@@ -26,6 +36,7 @@ use utoipa::OpenApi;
         super::ws::upgrade,
     ),
     tags(
+        (name = "auth", description = "Sessions, users and API tokens"),
         (name = "fleet", description = "Totals, history and the site map"),
         (name = "devices", description = "The device table and single devices"),
         (name = "commands", description = "Commands, carried out as jobs and verified by reading state back"),

@@ -52,16 +52,16 @@ where
 }
 
 /// `POST /api/v1/auth/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     username: String,
     password: String,
 }
 
 /// The answer of login and `/me`.
-#[derive(Debug, Serialize)]
-struct Me {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Me {
     username: String,
     role: Role,
     /// The token to echo in `X-CSRF-Token`; `null` for API tokens, which need none.
@@ -98,7 +98,11 @@ fn session_cookie_header(
     .map_err(ApiError::internal)
 }
 
-async fn login(
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    description = "Starts a session: sets the HttpOnly, SameSite=Strict cookie `hashmesh_session`; send `csrf_token` back as `X-CSRF-Token` on every write.",
+    responses((status = 200, description = "Logged in", body = Me), (status = 401, description = "Wrong user name or password"),
+              (status = 403, description = "Account disabled"), (status = 429, description = "Too many failed logins; see Retry-After")))]
+pub(crate) async fn login(
     State(auth): State<Arc<Auth>>,
     parts: Parts,
     ApiJson(body): ApiJson<LoginBody>,
@@ -186,7 +190,12 @@ async fn login(
         .into_response())
 }
 
-async fn logout(State(auth): State<Arc<Auth>>, parts: Parts) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "The session is ended on the server")))]
+pub(crate) async fn logout(
+    State(auth): State<Arc<Auth>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
     match authenticate(&auth, &parts).await {
         Ok(Some(who)) => {
             check_csrf(&parts, &who).map_err(|r| log_refusal(&parts, r))?;
@@ -205,7 +214,9 @@ async fn logout(State(auth): State<Arc<Auth>>, parts: Parts) -> Result<Response,
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
-async fn me(State(auth): State<Arc<Auth>>, parts: Parts) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "Who is logged in, and the session's CSRF token", body = Me), (status = 401, description = "Not logged in")))]
+pub(crate) async fn me(State(auth): State<Arc<Auth>>, parts: Parts) -> Result<Response, ApiError> {
     match authenticate(&auth, &parts).await {
         Ok(Some(who)) => {
             let me = Me {
@@ -229,22 +240,26 @@ async fn me(State(auth): State<Arc<Auth>>, parts: Parts) -> Result<Response, Api
 }
 
 /// `POST /api/v1/users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     username: String,
     password: String,
     role: Role,
 }
 
-async fn list_users(
+#[utoipa::path(get, path = "/api/v1/users", tag = "auth",
+    responses((status = 200, description = "Every user (admin)", body = Vec<User>), (status = 403, description = "Needs the admin role")))]
+pub(crate) async fn list_users(
     RequireAdmin(_): RequireAdmin,
     State(auth): State<Arc<Auth>>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(auth.blocking(|a| a.store().list_users()).await??))
 }
 
-async fn create_user(
+#[utoipa::path(post, path = "/api/v1/users", tag = "auth", request_body = NewUser,
+    responses((status = 201, description = "Created", body = User), (status = 409, description = "The user exists"), (status = 403, description = "Needs the admin role")))]
+pub(crate) async fn create_user(
     RequireAdmin(admin): RequireAdmin,
     State(auth): State<Arc<Auth>>,
     ApiJson(body): ApiJson<NewUser>,
@@ -260,9 +275,9 @@ async fn create_user(
 }
 
 /// `PUT /api/v1/users/{username}` body: the fields to change.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserUpdate {
+pub(crate) struct UserUpdate {
     role: Option<Role>,
     disabled: Option<bool>,
     password: Option<String>,
@@ -270,7 +285,10 @@ struct UserUpdate {
     old_password: Option<String>,
 }
 
-async fn update_user(
+#[utoipa::path(put, path = "/api/v1/users/{username}", tag = "auth", request_body = UserUpdate,
+    params(("username" = String, Path, description = "User name")),
+    responses((status = 200, description = "Changed", body = User), (status = 403, description = "Not allowed"), (status = 404, description = "No such user")))]
+pub(crate) async fn update_user(
     RequireLogin(who): RequireLogin,
     State(auth): State<Arc<Auth>>,
     Path(username): Path<String>,
@@ -373,7 +391,10 @@ async fn check_old_password(
     Ok(())
 }
 
-async fn delete_user(
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "auth",
+    params(("username" = String, Path, description = "User name")),
+    responses((status = 204, description = "Removed"), (status = 409, description = "The last admin cannot be removed")))]
+pub(crate) async fn delete_user(
     RequireAdmin(admin): RequireAdmin,
     State(auth): State<Arc<Auth>>,
     Path(username): Path<String>,
@@ -386,9 +407,9 @@ async fn delete_user(
 }
 
 /// `POST /api/v1/tokens` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
     /// A label to recognise the token by.
     name: String,
     /// The token's role; default: the caller's.
@@ -398,14 +419,16 @@ struct NewToken {
 }
 
 /// A token as created: the only time its value is shown.
-#[derive(Serialize)]
-struct CreatedToken {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedToken {
     #[serde(flatten)]
     info: ApiToken,
     token: String,
 }
 
-async fn list_tokens(
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
+    responses((status = 200, description = "The caller's API tokens (an admin's: all)", body = Vec<ApiToken>)))]
+pub(crate) async fn list_tokens(
     RequireLogin(who): RequireLogin,
     State(auth): State<Arc<Auth>>,
 ) -> Result<Json<Vec<ApiToken>>, ApiError> {
@@ -416,7 +439,9 @@ async fn list_tokens(
     Ok(Json(tokens))
 }
 
-async fn create_token(
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken,
+    responses((status = 201, description = "Created; `token` is shown this once", body = CreatedToken), (status = 403, description = "Scope above the caller's role")))]
+pub(crate) async fn create_token(
     RequireLogin(who): RequireLogin,
     State(auth): State<Arc<Auth>>,
     parts: Parts,
@@ -464,7 +489,10 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
 }
 
-async fn revoke_token(
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such token")))]
+pub(crate) async fn revoke_token(
     RequireLogin(who): RequireLogin,
     State(auth): State<Arc<Auth>>,
     Path(id): Path<String>,

@@ -124,7 +124,7 @@ pub enum AuthError {
 }
 
 /// A user as shown to admins: never the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// The database id.
     #[serde(skip)]
@@ -164,7 +164,7 @@ pub struct NewSession {
 }
 
 /// An API token as listed: never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     /// The id used to revoke it.
     pub id: i64,
