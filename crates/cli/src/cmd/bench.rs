@@ -1,8 +1,15 @@
-//! `hashmesh bench poll|scan`: performance figures against a simulated fleet started in a child
-//! process, so that the figures count the client's CPU alone.
+//! `hashmesh bench poll|scan|parse`: performance figures against a simulated fleet started in a
+//! child process, so that the figures count the client's CPU alone (`bench node` lives in
+//! [`super::bench_node`]). [`floor`] holds the minimal client/server pair that pins this
+//! machine's transport floor, [`parse`] the parse-only figures.
+
+mod floor;
+mod parse;
 
 use crate::output::Table;
 use anyhow::{Context, bail};
+use hashmesh_drivers::antminer::web::{self, WebClient};
+use hashmesh_drivers::braiins::rest::RestClient;
 use hashmesh_drivers::cgminer::proto;
 use hashmesh_drivers::http::{HttpClient, Request};
 use hashmesh_drivers::modbus::map::{SatecConfig, SatecRanges};
@@ -16,7 +23,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -34,6 +41,13 @@ enum BenchWhat {
     Poll(PollBench),
     /// Scan a /16 holding N live simulated miners: time to identify them all.
     Scan(ScanBench),
+    /// Parse one poll reply of each cgminer-RPC family, without the transport: µs per parse.
+    Parse(parse::ParseBench),
+    /// A node managing N simulated miners: cycles on time, node CPU and memory per device.
+    Node(super::bench_node::NodeBenchArgs),
+    /// The minimal server of `bench poll --family floor` (started by it as a child process).
+    #[command(hide = true)]
+    FloorServer(floor::FloorServerArgs),
 }
 
 #[derive(clap::Args)]
@@ -42,8 +56,11 @@ struct PollBench {
     #[arg(long, default_value_t = 1000)]
     devices: usize,
     /// Device family (cgminer, bfgminer, antminer, avalon, braiins, luxos, whatsminer,
-    /// bitaxe), `meter` for Modbus TCP power meters, `mix` for the default mix, or `each` for
-    /// one run per family and one of meters.
+    /// bitaxe), `meter` for Modbus TCP power meters, `antminer-web` for reads of the stock
+    /// Antminer web interface (Digest auth, kept-alive connections), `braiins-rest` for the
+    /// Braiins OS REST read-back (token login, kept-alive connections), `floor` for the minimal
+    /// client against a minimal server (this machine's transport floor), `mix` for the default
+    /// mix, or `each` for one run of each of these but `mix`.
     #[arg(long, default_value = "each")]
     family: String,
     /// Seconds of measurement per run.
@@ -56,9 +73,9 @@ struct PollBench {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Only send each family's poll request and read the reply, without parsing: the transport
-    /// floor, to compare the full figure with. Whatsminer and meters are skipped (a Whatsminer
-    /// poll is several API requests, a meter poll several register reads); Bitaxe sends its one
-    /// `GET /api/system/info`.
+    /// floor, to compare the full figure with. Whatsminer, meters and the web families are
+    /// skipped (a Whatsminer poll is several API requests, a meter poll several register reads,
+    /// a web read needs its login); Bitaxe sends its one `GET /api/system/info`.
     #[arg(long)]
     transport_only: bool,
     /// Poller threads, each with its own single-threaded runtime.
@@ -86,6 +103,7 @@ struct ScanBench {
 }
 
 const FAMILIES: &[&str] = &[
+    "floor",
     "cgminer",
     "bfgminer",
     "antminer",
@@ -95,6 +113,8 @@ const FAMILIES: &[&str] = &[
     "whatsminer",
     "bitaxe",
     "meter",
+    "antminer-web",
+    "braiins-rest",
 ];
 
 /// The path a Bitaxe poll reads (the whole poll is this one keep-alive GET).
@@ -105,14 +125,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Poll(p) => bench_poll(p).await,
         BenchWhat::Scan(s) => bench_scan(s).await,
+        BenchWhat::Parse(p) => parse::run(p).await,
+        BenchWhat::Node(n) => super::bench_node::run(n).await,
+        BenchWhat::FloorServer(f) => floor::serve(f).await,
     }
 }
 
-/// A simulated fleet running in a child `hashmesh sim` process.
+/// A simulated fleet running in a child `hashmesh sim` process (or the floor server).
 struct SimChild {
     child: Child,
     manifest: Vec<ManifestEntry>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// The part of the simulator's manifest the benchmarks need.
@@ -240,23 +263,7 @@ async fn start_sim(
         cmd.args(["--mix", mix]);
     }
     let mut child = cmd.spawn().context("starting hashmesh sim")?;
-    let stdout = child.stdout.take().context("no stdout from hashmesh sim")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(600), async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with("ready") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    match ready {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!("hashmesh sim exited before it was ready"),
-        Ok(Err(e)) => bail!("reading hashmesh sim output: {e}"),
-        Err(_) => bail!("hashmesh sim was not ready within 10 minutes"),
-    }
+    wait_ready(&mut child, "hashmesh sim").await?;
     let text =
         std::fs::read_to_string(&manifest_path).context("reading the simulator's manifest")?;
     let manifest: Vec<ManifestEntry> = match serde_json::from_str(&text) {
@@ -271,7 +278,70 @@ async fn start_sim(
     Ok(SimChild {
         child,
         manifest,
-        _dir: dir,
+        _dir: Some(dir),
+    })
+}
+
+/// Waits for a child to print its `ready` line.
+async fn wait_ready(child: &mut Child, what: &str) -> anyhow::Result<()> {
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("no stdout from {what}"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(600), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("ready") {
+                return Ok::<bool, std::io::Error>(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    match ready {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => bail!("{what} exited before it was ready"),
+        Ok(Err(e)) => bail!("reading {what} output: {e}"),
+        Err(_) => bail!("{what} was not ready within 10 minutes"),
+    }
+}
+
+/// Starts the floor server (`hashmesh bench floor-server`) with `devices` listeners on port 4028
+/// from `base`, and lists them as a manifest of family `floor`.
+async fn start_floor(devices: usize, base: IpAddr) -> anyhow::Result<SimChild> {
+    let IpAddr::V4(base4) = base else {
+        bail!("the floor server needs an IPv4 loopback base address");
+    };
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["bench", "floor-server", "--devices", &devices.to_string()])
+        .args(["--base", &base.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting hashmesh bench floor-server")?;
+    wait_ready(&mut child, "the floor server").await?;
+    let manifest = floor::addresses(base4, devices)
+        .into_iter()
+        .map(|ip| ManifestEntry {
+            kind: miner_kind(),
+            ip: IpAddr::V4(ip),
+            port: 4028,
+            web_port: None,
+            v3_port: None,
+            family: "floor".into(),
+            faults: Vec::new(),
+            modbus_port: None,
+            unit_id: None,
+            meter_map: None,
+            satec_ranges: None,
+        })
+        .collect();
+    Ok(SimChild {
+        child,
+        manifest,
+        _dir: None,
     })
 }
 
@@ -283,7 +353,27 @@ fn driver_name(family: &str) -> &str {
     }
 }
 
-fn cpu_time() -> Duration {
+/// This process's CPU time so far: user and system (kernel) time.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTime {
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTime {
+    fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    fn since(self, before: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+fn cpu_time() -> CpuTime {
     // SAFETY: getrusage writes into the struct we own.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -291,7 +381,10 @@ fn cpu_time() -> Duration {
         u
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    CpuTime {
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+    }
 }
 
 async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
@@ -306,26 +399,37 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
         ">DEVICES",
         ">POLLS/S",
         ">CPU µs/POLL",
+        ">USER",
+        ">SYS",
         ">P50 ms",
         ">P99 ms",
         ">ERRORS",
     ]);
     let meters = Arc::new(MeterDriver::new());
     for family in families {
-        if args.transport_only && matches!(family.as_str(), "whatsminer" | "meter") {
+        if args.transport_only
+            && matches!(
+                family.as_str(),
+                "whatsminer" | "meter" | "antminer-web" | "braiins-rest"
+            )
+        {
             eprintln!("{family}: no transport-only figure (a poll is several requests)");
             continue;
         }
-        let sim = if family == "meter" {
+        let sim = if family == "floor" {
+            start_floor(args.devices, args.base).await?
+        } else if family == "meter" {
             // N meters: 256 per container (one per miner slot) over plain cgminer containers.
             start_sim(args.devices, args.base, "cgminer=1", CONTAINER_DEVICES).await?
         } else if family == "mix" {
             start_sim(args.devices, args.base, "mix", 0).await?
         } else {
-            start_sim(args.devices, args.base, &format!("{family}=100"), 0).await?
+            let simulated = web_family(&family).unwrap_or(&family);
+            start_sim(args.devices, args.base, &format!("{simulated}=100"), 0).await?
         };
         let mut sim = sim;
         let http = Arc::new(HttpClient::new());
+        let web_clients = WebClients::default();
         let mut targets: Vec<(Target, Poller)> = Vec::with_capacity(sim.manifest.len());
         if family == "meter" {
             for entry in &sim.manifest {
@@ -341,6 +445,11 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             .iter()
             .filter(|e| e.is_miner() && family != "meter")
         {
+            if entry.family == "floor" {
+                let target = Target::new(entry.ip);
+                targets.push((target, Poller::Floor(floor::FLOOR_REQUEST)));
+                continue;
+            }
             let driver = registry
                 .get(driver_name(&entry.family))
                 .with_context(|| format!("no driver for simulated family {}", entry.family))?;
@@ -352,7 +461,12 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             if let Some(port) = entry.v3_port {
                 target.whatsminer_v3_port = port;
             }
-            let poller = if args.transport_only && entry.family == "bitaxe" {
+            let poller = if let Some(web) = web_poller(&family, targets.len(), &web_clients) {
+                if entry.web_port.is_none() {
+                    continue;
+                }
+                web
+            } else if args.transport_only && entry.family == "bitaxe" {
                 Poller::Http(http.clone(), BITAXE_INFO_PATH)
             } else if args.transport_only {
                 Poller::Transport(transport_request(&entry.family))
@@ -365,31 +479,19 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             bail!("the simulator started no devices");
         }
         let targets = Arc::new(targets);
-        run_polls(
+        let PollRun {
+            mut latencies_us,
+            errors,
+            wall,
+            cpu,
+        } = run_polls(
             &targets,
             args.concurrency,
             Duration::from_secs(args.warmup_seconds),
-            args.threads,
-        )
-        .await;
-        // A kept Modbus connection belongs to the warm-up's runtimes, which are gone now:
-        // close them so the measured polls do not each start with a dead socket.
-        for (_, poller) in targets.iter() {
-            if let Poller::Meter(driver, meter) = poller {
-                driver.disconnect(meter.addr, meter.unit_id);
-            }
-        }
-        let cpu_before = cpu_time();
-        let started = Instant::now();
-        let (mut latencies_us, errors) = run_polls(
-            &targets,
-            args.concurrency,
             Duration::from_secs(args.seconds),
             args.threads,
         )
         .await;
-        let wall = started.elapsed();
-        let cpu = cpu_time().saturating_sub(cpu_before);
         let _ = sim.child.kill().await;
         let polls = latencies_us.len() + errors;
         latencies_us.sort_unstable();
@@ -401,11 +503,15 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             latencies_us[i.min(latencies_us.len() - 1)] as f64 / 1000.0
         };
         let polls_per_s = polls as f64 / wall.as_secs_f64();
-        let cpu_us_per_poll = if polls > 0 {
-            cpu.as_secs_f64() * 1e6 / polls as f64
-        } else {
-            f64::NAN
+        let per_poll = |d: Duration| {
+            if polls > 0 {
+                d.as_secs_f64() * 1e6 / polls as f64
+            } else {
+                f64::NAN
+            }
         };
+        let cpu_us_per_poll = per_poll(cpu.total());
+        let (user_us, system_us) = (per_poll(cpu.user), per_poll(cpu.system));
         let (p50, p99) = (pct(0.50), pct(0.99));
         if args.json {
             println!(
@@ -419,6 +525,8 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
                     "errors": errors,
                     "polls_per_s": polls_per_s,
                     "client_cpu_us_per_poll": cpu_us_per_poll,
+                    "client_user_us_per_poll": user_us,
+                    "client_system_us_per_poll": system_us,
                     "p50_ms": p50,
                     "p99_ms": p99,
                 })
@@ -429,6 +537,8 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
                 targets.len().to_string(),
                 format!("{polls_per_s:.0}"),
                 format!("{cpu_us_per_poll:.1}"),
+                format!("{user_us:.1}"),
+                format!("{system_us:.1}"),
                 format!("{p50:.2}"),
                 format!("{p99:.2}"),
                 errors.to_string(),
@@ -451,6 +561,56 @@ enum Poller {
     Http(Arc<HttpClient>, &'static str),
     /// A full meter poll (every register batch of its map, decoded) over a kept connection.
     Meter(Arc<MeterDriver>, Box<MeterTarget>),
+    /// The minimal client's exchange with the floor server.
+    Floor(&'static [u8]),
+    /// One read of the stock Antminer web interface as the driver makes it (Digest auth,
+    /// kept-alive connection), parsed by the driver's parser.
+    AntminerWeb(Arc<WebClient>, WebRead),
+    /// The Braiins OS REST read-back as the driver makes it for a device it has written to
+    /// (token login, kept-alive connection): the locate LED and the configured power target.
+    BraiinsRest(Arc<RestClient>),
+}
+
+/// Which read of the stock Antminer web interface an `antminer-web` poll makes; devices take
+/// turns, so the figure is the mean of the two reads the driver makes.
+#[derive(Debug, Clone, Copy)]
+enum WebRead {
+    /// `get_system_info.cgi` (identity: MAC, serial, host name).
+    SystemInfo,
+    /// `get_miner_conf.cgi` (work mode and pools, read before and after every web write).
+    MinerConf,
+}
+
+/// The simulated family a web-interface family reads.
+fn web_family(family: &str) -> Option<&'static str> {
+    match family {
+        "antminer-web" => Some("antminer"),
+        "braiins-rest" => Some("braiins"),
+        _ => None,
+    }
+}
+
+/// The web clients a run's polls share, as one driver holds them.
+#[derive(Default)]
+struct WebClients {
+    antminer: Arc<WebClient>,
+    braiins: Arc<RestClient>,
+}
+
+/// The poller of the `n`th device of a web-interface family (`None` for other families).
+fn web_poller(family: &str, n: usize, clients: &WebClients) -> Option<Poller> {
+    match family {
+        "antminer-web" => Some(Poller::AntminerWeb(
+            clients.antminer.clone(),
+            if n.is_multiple_of(2) {
+                WebRead::SystemInfo
+            } else {
+                WebRead::MinerConf
+            },
+        )),
+        "braiins-rest" => Some(Poller::BraiinsRest(clients.braiins.clone())),
+        _ => None,
+    }
 }
 
 impl Poller {
@@ -472,6 +632,24 @@ impl Poller {
                 .await
                 .map(|_| ()),
             Poller::Meter(driver, meter) => driver.poll(meter).await.map(|_| ()),
+            Poller::Floor(request) => floor::exchange(target.rpc_addr(), request)
+                .await
+                .map(|_| ())
+                .map_err(DriverError::Io),
+            Poller::AntminerWeb(client, WebRead::SystemInfo) => {
+                web::system_info(client, target).await.map(|_| ())
+            }
+            Poller::AntminerWeb(client, WebRead::MinerConf) => {
+                web::miner_conf(client, target).await.map(|_| ())
+            }
+            // The read-back swallows its errors (it only adds to a snapshot); an LED state is
+            // always there when the reads worked.
+            Poller::BraiinsRest(rest) => match rest.read_back(target).await {
+                (Some(_), _) => Ok(()),
+                (None, _) => Err(DriverError::Malformed(
+                    "Braiins REST read-back gave no locate state".into(),
+                )),
+            },
         }
     }
 }
@@ -488,27 +666,50 @@ fn transport_request(family: &str) -> Vec<u8> {
     proto::json_request(command, None)
 }
 
-/// Polls the targets round-robin with `concurrency` polls in flight for `duration`; returns the
-/// latencies of successful polls in µs and the number of failed polls.
+/// What one measured run of polls gave.
+struct PollRun {
+    /// Latencies of the successful polls, µs.
+    latencies_us: Vec<u32>,
+    /// Failed polls.
+    errors: usize,
+    /// Length of the measured window.
+    wall: Duration,
+    /// This process's CPU time over the measured window.
+    cpu: CpuTime,
+}
+
+/// Where a run of polls is: warming up (polls not counted), measuring, or stopping.
+const WARMING_UP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// Polls the targets round-robin with `concurrency` polls in flight: `warmup` first, not
+/// counted, then `measure`, whose polls, latencies and CPU time are returned.
 ///
 /// The polls run on `threads` OS threads, each with its own single-threaded runtime: polling
 /// is I/O-bound work with no sharing, so it needs no work-stealing scheduler and its cross-thread
-/// wake-ups. This is how a node's poller runs too.
+/// wake-ups. This is how a node's poller runs too. Warm-up and measurement run on the same
+/// runtimes, so connections kept open (HTTP keep-alive, Modbus) stay valid between them.
+///
+/// Per poll the harness itself does one atomic add (next target), two clock reads and, when
+/// measuring, one push of a latency into the task's own vector: no channels, no locks, no
+/// reference counting.
 async fn run_polls(
     targets: &Arc<Vec<(Target, Poller)>>,
     concurrency: usize,
-    duration: Duration,
+    warmup: Duration,
+    measure: Duration,
     threads: usize,
-) -> (Vec<u32>, usize) {
+) -> PollRun {
     let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(AtomicU8::new(WARMING_UP));
     let threads = threads.clamp(1, concurrency.max(1));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         let in_flight = concurrency / threads + usize::from(t < concurrency % threads);
         let targets = targets.clone();
         let next = next.clone();
-        let stop = stop.clone();
+        let phase = phase.clone();
         handles.push(std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -521,15 +722,21 @@ async fn run_polls(
                 for _ in 0..in_flight.max(1) {
                     let targets = targets.clone();
                     let next = next.clone();
-                    let stop = stop.clone();
+                    let phase = phase.clone();
                     tasks.push(tokio::spawn(async move {
-                        let mut latencies = Vec::with_capacity(4096);
+                        let mut latencies = Vec::with_capacity(64 * 1024);
                         let mut errors = 0usize;
-                        while !stop.load(Ordering::Relaxed) {
+                        loop {
                             let i = next.fetch_add(1, Ordering::Relaxed) % targets.len();
                             let (target, poller) = &targets[i];
                             let t0 = Instant::now();
-                            match poller.poll(target).await {
+                            let result = poller.poll(target).await;
+                            match phase.load(Ordering::Relaxed) {
+                                WARMING_UP => continue,
+                                MEASURING => {}
+                                _ => break,
+                            }
+                            match result {
                                 Ok(()) => {
                                     latencies
                                         .push(t0.elapsed().as_micros().min(u128::from(u32::MAX))
@@ -553,8 +760,14 @@ async fn run_polls(
             })
         }));
     }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(warmup).await;
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    phase.store(MEASURING, Ordering::Relaxed);
+    tokio::time::sleep(measure).await;
+    phase.store(STOPPING, Ordering::Relaxed);
+    let cpu = cpu_time().since(cpu_before);
+    let wall = started.elapsed();
     let joined = tokio::task::spawn_blocking(move || {
         let mut all = Vec::new();
         let mut errors = 0;
@@ -567,7 +780,13 @@ async fn run_polls(
         (all, errors)
     })
     .await;
-    joined.unwrap_or_default()
+    let (latencies_us, errors) = joined.unwrap_or_default();
+    PollRun {
+        latencies_us,
+        errors,
+        wall,
+        cpu,
+    }
 }
 
 async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
@@ -604,7 +823,7 @@ async fn bench_scan(args: ScanBench) -> anyhow::Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu = cpu_time().saturating_sub(cpu_before).as_secs_f64();
+    let cpu = cpu_time().since(cpu_before).total().as_secs_f64();
     let _ = sim.child.kill().await;
     let addresses = scan::count_hosts(std::slice::from_ref(&args.range));
     if args.json {

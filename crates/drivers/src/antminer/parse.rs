@@ -9,7 +9,7 @@ use crate::cgminer::parse::{
     unit_to_ths,
 };
 use crate::cgminer::reply::{
-    Decoded, List, Num, OneOrFirst, StatusEntry, Text, check_status, decode, parse_num,
+    Decoded, List, Num, OneOrFirst, StatusEntry, Text, TextRef, check_status, decode, parse_num,
 };
 use crate::error::DriverError;
 use hashmesh_core::{
@@ -236,14 +236,24 @@ enum LegacyKey {
     Other,
 }
 
-fn numbered(key: &str, prefix: &str, max: usize) -> Option<usize> {
-    let n: usize = key.strip_prefix(prefix)?.parse().ok()?;
-    (1..=max).contains(&n).then_some(n)
+/// Splits a numbered key into its name and number: `chain_acn3` → (`chain_acn`, 3). The number
+/// is the key's trailing digits, after an optional `+`, leading zeros allowed (`fan+01` is fan
+/// 1), as firmwares have been seen to write them.
+fn split_numbered(key: &str) -> Option<(&str, usize)> {
+    let digits_at = key
+        .bytes()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let (name, digits) = key.split_at(digits_at);
+    if digits.is_empty() {
+        return None;
+    }
+    let name = name.strip_suffix('+').unwrap_or(name);
+    Some((name, digits.parse().ok()?))
 }
 
-/// A numbered key prefix, the key it makes, and the highest number accepted.
-type NumberedKey = (&'static str, fn(usize) -> LegacyKey, usize);
-
+/// Classifies a key of the legacy layout with one split and one match, not a prefix search:
+/// a `STATS` record has a hundred keys, most of which are skipped.
 fn classify_key(k: &str) -> LegacyKey {
     use LegacyKey::*;
     match k {
@@ -264,28 +274,31 @@ fn classify_key(k: &str) -> LegacyKey {
         "Power" | "power" | "total_power" => return Power,
         _ => {}
     }
-    let c = MAX_CHAIN;
-    let table: [NumberedKey; 15] = [
-        ("chain_rateideal", RateIdeal, c),
-        ("chain_rate", Rate, c),
-        ("chain_acn", Acn, c),
-        ("chain_acs", Acs, c),
-        ("chain_hw", Hw, c),
-        ("chain_vol", Voltage, c),
-        ("temp_pcb", TempPcb, c),
-        ("temp_chip", TempChip, c),
-        ("temp_in_pcb_", InPcb, c),
-        ("temp_out_pcb_", OutPcb, c),
-        ("temp2_", Temp2, c),
-        ("temp", Temp, c),
-        ("freq_avg", FreqAvg, c),
-        ("fan", Fan, MAX_FAN),
-        ("chain_rate_ideal", RateIdeal, c),
-    ];
-    table
-        .iter()
-        .find_map(|(prefix, make, max)| numbered(k, prefix, *max).map(make))
-        .unwrap_or(Other)
+    let Some((name, n)) = split_numbered(k) else {
+        return Other;
+    };
+    let (make, max): (fn(usize) -> LegacyKey, usize) = match name {
+        "chain_rateideal" | "chain_rate_ideal" => (RateIdeal, MAX_CHAIN),
+        "chain_rate" => (Rate, MAX_CHAIN),
+        "chain_acn" => (Acn, MAX_CHAIN),
+        "chain_acs" => (Acs, MAX_CHAIN),
+        "chain_hw" => (Hw, MAX_CHAIN),
+        "chain_vol" => (Voltage, MAX_CHAIN),
+        "temp_pcb" => (TempPcb, MAX_CHAIN),
+        "temp_chip" => (TempChip, MAX_CHAIN),
+        "temp_in_pcb_" => (InPcb, MAX_CHAIN),
+        "temp_out_pcb_" => (OutPcb, MAX_CHAIN),
+        "temp2_" => (Temp2, MAX_CHAIN),
+        "temp" => (Temp, MAX_CHAIN),
+        "freq_avg" => (FreqAvg, MAX_CHAIN),
+        "fan" => (Fan, MAX_FAN),
+        _ => return Other,
+    };
+    if (1..=max).contains(&n) {
+        make(n)
+    } else {
+        Other
+    }
 }
 
 struct KeyName(LegacyKey);
@@ -327,10 +340,8 @@ impl<'de> Deserialize<'de> for LegacyStats {
                 f.write_str("a stats record")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LegacyStats, A::Error> {
-                let mut out = LegacyStats {
-                    slots: vec![ChainRaw::default(); MAX_CHAIN + 1],
-                    ..Default::default()
-                };
+                // Slots are added as chain numbers appear (`slot`): most records have three.
+                let mut out = LegacyStats::default();
                 while let Some(KeyName(key)) = map.next_key::<KeyName>()? {
                     out.read(key, &mut map)?;
                 }
@@ -350,6 +361,8 @@ impl LegacyStats {
         use LegacyKey::*;
         let num = |map: &mut A| map.next_value::<Num>().map(Num::get);
         let text = |map: &mut A| map.next_value::<Text>().map(|t| t.0);
+        // Sensor strings are read in place, without a copy.
+        let temps = |map: &mut A| map.next_value::<TextRef<'de>>().map(|t| sensors(&t.0));
         let s = &mut self.stats;
         match key {
             Type => s.model = Some(text(map)?).filter(|t| !t.is_empty()),
@@ -383,18 +396,18 @@ impl LegacyStats {
             Hw(n) => self.slot(n).hw = num(map)?,
             Rate(n) => self.slot(n).rate = num(map)?,
             RateIdeal(n) => self.slot(n).rate_ideal = num(map)?,
-            TempPcb(n) => self.slot(n).pcb_c = sensors(&text(map)?),
-            TempChip(n) => self.slot(n).chip_c = sensors(&text(map)?),
+            TempPcb(n) => self.slot(n).pcb_c = temps(map)?,
+            TempChip(n) => self.slot(n).chip_c = temps(map)?,
             Temp(n) => self.slot(n).board_c = num(map)?,
             Temp2(n) => self.slot(n).chip_single_c = num(map)?,
             InPcb(n) => {
-                self.slot(n).in_pcb_c = sensors(&text(map)?)
+                self.slot(n).in_pcb_c = temps(map)?
                     .into_iter()
                     .filter_map(|t| temp_c(Some(t)))
                     .reduce(f64::min)
             }
             OutPcb(n) => {
-                self.slot(n).out_pcb_c = sensors(&text(map)?)
+                self.slot(n).out_pcb_c = temps(map)?
                     .into_iter()
                     .filter_map(|t| temp_c(Some(t)))
                     .reduce(f64::max)
@@ -409,7 +422,7 @@ impl LegacyStats {
     }
 
     fn slot(&mut self, n: usize) -> &mut ChainRaw {
-        // `numbered` bounds n to 1..=MAX_CHAIN; the vector is MAX_CHAIN + 1 long.
+        // `classify_key` bounds n to 1..=MAX_CHAIN.
         if self.slots.len() <= n {
             self.slots.resize(n + 1, ChainRaw::default());
         }
@@ -887,6 +900,14 @@ mod tests {
         assert_eq!(classify_key("chain_acn17"), LegacyKey::Other);
         assert_eq!(classify_key("chain_acn0"), LegacyKey::Other);
         assert_eq!(classify_key("temp_in_pcb_2"), LegacyKey::InPcb(2));
+        assert_eq!(classify_key("chain_rate_ideal2"), LegacyKey::RateIdeal(2));
+        assert_eq!(classify_key("fan+01"), LegacyKey::Fan(1));
+        assert_eq!(classify_key("fan++1"), LegacyKey::Other);
+        assert_eq!(classify_key("temp26"), LegacyKey::Other);
+        assert_eq!(classify_key("fan"), LegacyKey::Other);
+        assert_eq!(classify_key("12"), LegacyKey::Other);
+        assert_eq!(classify_key("fan99999999999999999999999"), LegacyKey::Other);
+        assert_eq!(classify_key("no_matching_work"), LegacyKey::Other);
     }
 
     #[test]

@@ -254,7 +254,9 @@ pub fn modules_from(stats: &[StatsEntry]) -> Vec<ModuleStats> {
             continue;
         }
         let rest = key.trim_start_matches("MM ID");
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest, |end| &rest[..end]);
         let Ok(n) = digits.parse::<u32>() else {
             continue;
         };

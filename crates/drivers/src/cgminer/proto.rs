@@ -1,13 +1,17 @@
-//! cgminer RPC wire format (TCP 4028): one request per connection, the reply read to EOF and
-//! terminated by a NUL byte. JSON and text request forms; multi-command requests join report
-//! commands with `+`.
+//! cgminer RPC wire format (TCP 4028): one request per connection, the reply terminated by a
+//! NUL byte and the connection closed by the device. JSON and text request forms; multi-command
+//! requests join report commands with `+`.
+//!
+//! One exchange is the hot path of every cgminer-family poll, so it does only what the protocol
+//! needs: one timer for both deadlines, no socket options, one write, and reads that stop at the
+//! reply's NUL instead of waiting for the device to close.
 
 use crate::error::DriverError;
 use crate::target::Timeouts;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, sleep_until};
 
 /// Builds a JSON request: `{"command":"summary+stats"}` or with a `parameter`.
 pub fn json_request(command: &str, parameter: Option<&str>) -> Vec<u8> {
@@ -66,7 +70,8 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Sends one request and returns the reply with the NUL terminator and trailing whitespace
-/// removed. Connect and total deadlines and the reply size cap come from `limits`.
+/// removed. Connect and total deadlines and the reply size cap come from `limits`. The reply
+/// ends at the first read that ends with a NUL byte, or at EOF for devices that send none.
 pub async fn exchange(
     addr: SocketAddr,
     request: &[u8],
@@ -85,35 +90,23 @@ pub async fn exchange_into(
     reply: &mut Vec<u8>,
 ) -> Result<(), DriverError> {
     reply.clear();
-    let deadline = Instant::now() + limits.total;
     let connect_limit = limits.connect.min(limits.total);
-    let mut stream = match timeout(connect_limit, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(DriverError::Connect(e)),
-        Err(_) => return Err(DriverError::Timeout(connect_limit, "connect")),
+    let started = Instant::now();
+    // One timer for both deadlines: armed for the connect, then pushed out to the total deadline
+    // (pushing a timer later is a lock-free update; a `timeout` per phase would register and
+    // remove a timer entry twice per poll).
+    let timer = sleep_until(started + connect_limit);
+    tokio::pin!(timer);
+    let mut stream = tokio::select! {
+        biased;
+        connected = TcpStream::connect(addr) => connected.map_err(DriverError::Connect)?,
+        () = &mut timer => return Err(DriverError::Timeout(connect_limit, "connect")),
     };
-    let _ = stream.set_nodelay(true);
-    let body = async {
-        // The server reads the request with a single recv, so it must go in one write.
-        stream.write_all(request).await?;
-        // Read straight into the reply's spare capacity: a buffer inside this future would be
-        // zeroed and then moved with it on every poll.
-        loop {
-            if reply.capacity() - reply.len() < 4 * 1024 {
-                reply.reserve(16 * 1024);
-            }
-            let n = stream.read_buf(reply).await?;
-            if n == 0 {
-                return Ok::<(), DriverError>(());
-            }
-            if reply.len() > limits.max_reply_bytes {
-                return Err(DriverError::TooLarge(limits.max_reply_bytes));
-            }
-        }
-    };
-    match timeout_at(deadline, body).await {
-        Ok(r) => r?,
-        Err(_) => return Err(DriverError::Timeout(limits.total, "reply")),
+    timer.as_mut().reset(started + limits.total);
+    tokio::select! {
+        biased;
+        read = request_reply(&mut stream, request, limits.max_reply_bytes, reply) => read?,
+        () = &mut timer => return Err(DriverError::Timeout(limits.total, "reply")),
     }
     while let Some(&last) = reply.last() {
         if last == 0 || last.is_ascii_whitespace() {
@@ -128,9 +121,132 @@ pub async fn exchange_into(
     Ok(())
 }
 
+/// Writes the request and reads the reply into `reply` until a read ends with the NUL
+/// terminator, or EOF.
+///
+/// No `TCP_NODELAY`: the request is one write on a fresh connection, which Nagle's algorithm
+/// never holds back (and the server reads it with a single recv, so it must be one write).
+/// Reads go straight into the reply's spare capacity: a buffer inside this future would be
+/// zeroed and then moved with it on every poll. Stopping at the NUL spares the read that would
+/// only see the device's close; the device closes right after the NUL anyway.
+async fn request_reply(
+    stream: &mut TcpStream,
+    request: &[u8],
+    max_reply_bytes: usize,
+    reply: &mut Vec<u8>,
+) -> Result<(), DriverError> {
+    stream.write_all(request).await?;
+    loop {
+        if reply.capacity() - reply.len() < 4 * 1024 {
+            reply.reserve(16 * 1024);
+        }
+        let n = stream.read_buf(reply).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if reply.len() > max_reply_bytes {
+            return Err(DriverError::TooLarge(max_reply_bytes));
+        }
+        if reply.last() == Some(&0) {
+            return Ok(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+
+    /// A one-connection server on loopback that reads the request and then runs `then`.
+    async fn server<F, Fut>(then: F) -> SocketAddr
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = stream.read(&mut buf).await;
+                then(stream).await;
+            }
+        });
+        addr
+    }
+
+    fn limits(total_ms: u64) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(total_ms),
+            total: Duration::from_millis(total_ms),
+            max_reply_bytes: 64 * 1024,
+        }
+    }
+
+    #[tokio::test]
+    async fn reply_ends_at_the_nul_even_if_the_device_keeps_the_connection() {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = server(|mut s| async move {
+            let _ = s.write_all(b"{\"STATUS\":[]}\n\0").await;
+            // Hold the connection open until the test ends: only the NUL can end the reply.
+            let _ = done_rx.await;
+        })
+        .await;
+        let reply = exchange(addr, b"{}", &limits(30_000)).await;
+        let _ = done_tx.send(());
+        assert_eq!(reply.unwrap_or_else(|e| panic!("{e}")), b"{\"STATUS\":[]}");
+    }
+
+    #[tokio::test]
+    async fn reply_in_pieces_and_without_nul_reads_to_eof() {
+        let addr = server(|mut s| async move {
+            let _ = s.write_all(b"{\"a\":").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = s.write_all(b"1}\0").await;
+        })
+        .await;
+        let reply = exchange(addr, b"{}", &limits(30_000)).await;
+        assert_eq!(reply.unwrap_or_else(|e| panic!("{e}")), b"{\"a\":1}");
+        let addr = server(|mut s| async move {
+            let _ = s.write_all(b"STATUS=S,Code=11|").await;
+        })
+        .await;
+        let reply = exchange(addr, b"summary", &limits(30_000)).await;
+        assert_eq!(
+            reply.unwrap_or_else(|e| panic!("{e}")),
+            b"STATUS=S,Code=11|"
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_empty_and_oversized_devices_are_errors() {
+        let addr = server(|s| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        })
+        .await;
+        match exchange(addr, b"{}", &limits(300)).await {
+            Err(DriverError::Timeout(d, "reply")) => assert_eq!(d, Duration::from_millis(300)),
+            other => panic!("{other:?}"),
+        }
+        let addr = server(|s| async move { drop(s) }).await;
+        match exchange(addr, b"{}", &limits(30_000)).await {
+            Err(DriverError::Malformed(m)) => assert_eq!(m, "empty reply"),
+            other => panic!("{other:?}"),
+        }
+        let addr = server(|mut s| async move {
+            let _ = s.write_all(&vec![b' '; 80 * 1024]).await;
+        })
+        .await;
+        assert!(matches!(
+            exchange(addr, b"{}", &limits(30_000)).await,
+            Err(DriverError::TooLarge(_))
+        ));
+    }
 
     #[test]
     fn builds_requests() {

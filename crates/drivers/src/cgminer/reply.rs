@@ -13,6 +13,7 @@ use serde::de::{
     self, DeserializeOwned, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess,
     Visitor,
 };
+use std::borrow::Cow;
 use std::fmt;
 
 /// A number that may arrive as a JSON number, a numeric string (`"140258.58"`, `" 12 "`), `""`,
@@ -172,6 +173,63 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+/// [`Text`] borrowed from the reply where it can be (a string without escapes), for values
+/// read and dropped within one parse, such as sensor strings, so they cost no copy. Numbers,
+/// bools, `null`, lists and objects read as they do in [`Text`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextRef<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for TextRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = TextRef<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(TextRef(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TextRef(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(TextRef(Cow::Owned(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                TextVisitor.visit_f64(v).map(|t| TextRef(Cow::Owned(t.0)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                TextVisitor.visit_i64(v).map(|t| TextRef(Cow::Owned(t.0)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                TextVisitor.visit_u64(v).map(|t| TextRef(Cow::Owned(t.0)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                TextVisitor.visit_bool(v).map(|t| TextRef(Cow::Owned(t.0)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(TextRef::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(TextRef::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TextRef::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TextRef::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// Reads one JSON object as the `(key, value as text)` pairs of the keys `keep` selects, in
 /// reply order, skipping every other value unparsed: vendor `STATS` records carry hundreds of
 /// keys of which a parser wants a few. A list, scalar or `null` instead of an object gives no
@@ -188,7 +246,8 @@ pub fn deserialize_kept_text<'de, D: Deserializer<'de>>(
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // Keys are borrowed from the reply: only the kept ones are copied.
+            while let Some(TextRef(key)) = map.next_key::<TextRef<'de>>()? {
                 if (self.0)(&key) {
                     let value: Text = map.next_value()?;
                     out.push((key.into_owned(), value.0));
@@ -774,6 +833,24 @@ mod tests {
         assert_eq!(n.b.as_u64(), None);
         assert_eq!(n.b.as_i64(), Some(-5));
         assert_eq!(n.c.get(), Some(-0.5));
+    }
+
+    #[test]
+    fn borrowed_text_borrows_plain_strings_and_reads_the_rest_like_text() {
+        #[derive(Deserialize)]
+        struct T<'a> {
+            #[serde(borrow)]
+            v: Vec<TextRef<'a>>,
+        }
+        let json = r#"{"v":["41-38","a\"b",12.5,-3,7,true,null,[1],{"x":1}]}"#;
+        let t: T = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(t.v[0].0, Cow::Borrowed("41-38")));
+        assert!(matches!(t.v[1].0, Cow::Owned(ref s) if s == "a\"b"));
+        let text: Vec<&str> = t.v.iter().map(|t| t.0.as_ref()).collect();
+        assert_eq!(
+            text,
+            ["41-38", "a\"b", "12.5", "-3", "7", "true", "", "", ""]
+        );
     }
 
     #[derive(Deserialize)]

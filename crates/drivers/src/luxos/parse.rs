@@ -7,8 +7,7 @@
 use crate::cgminer::parse::{PoolEntry, Summary, pools_snapshot};
 pub use crate::cgminer::parse::{PoolsReply, SummaryReply};
 use crate::cgminer::reply::{
-    Num, OneOrFirst, StatusEntry, Text, check_status, decode, deserialize_kept_text, excerpt,
-    parse_num,
+    Num, OneOrFirst, StatusEntry, Text, TextRef, check_status, decode, excerpt, parse_num,
 };
 use crate::error::DriverError;
 use crate::health::{self, StatusRules};
@@ -17,7 +16,8 @@ use hashmesh_core::{
     Model, PowerMode, PowerSource, Vendor,
 };
 use serde::Deserialize;
-use serde::de::Deserializer;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
 
 /// The poll request: every report the snapshot needs on one connection (§1.4).
 pub const POLL_COMMAND: &str = "summary+stats+pools+power+fans+temps+config+profiles";
@@ -28,50 +28,211 @@ pub const IDENTIFY_COMMAND: &str = "version+config";
 /// Highest chain number scanned in the bmminer-style `stats` layout LUXminer keeps.
 const MAX_CHAIN: usize = 16;
 
-/// The per-chain keys of a `STATS` entry (`chain_rate1`, `chain_acn1`, `temp_chip1`, …) plus
-/// `total_rateideal` and `rate_unit`; other keys are skipped unparsed.
-#[derive(Debug, Clone, Default)]
+/// One chain's keys in the bmminer-style `STATS` layout LUXminer keeps (`chain_acn3`,
+/// `temp_chip3`, …), read as they arrive; a key sent twice keeps its last value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ChainKeys {
+    /// `chain_acnN`: chips detected.
+    pub chips: Option<f64>,
+    /// `chain_rateN`: real hashrate in the reply's rate unit.
+    pub rate: Option<f64>,
+    /// `chain_rateidealN`: nominal hashrate in the reply's rate unit.
+    pub rate_ideal: Option<f64>,
+    /// `chain_hwN`: hardware errors.
+    pub hw: Option<f64>,
+    /// `freq_avgN`: average chip frequency, MHz.
+    pub freq_avg_mhz: Option<f64>,
+    /// The hottest valid sensor of `temp_chipN` (`"55-56-64-64"`), °C.
+    pub chip_sensors_max_c: Option<f64>,
+    /// `temp2_N`: chip temperature, °C.
+    pub chip_c: Option<f64>,
+    /// The hottest valid sensor of `temp_pcbN`, °C.
+    pub pcb_sensors_max_c: Option<f64>,
+    /// `tempN`: board temperature, °C.
+    pub board_c: Option<f64>,
+}
+
+/// The chain keys of one `STATS` entry, `total_rateideal` and `rate_unit`; other keys are
+/// skipped unparsed. Read key by key into slots, so building boards looks nothing up by name.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChainStats {
-    /// `(key, value as text)` in reply order.
-    pub fields: Vec<(String, String)>,
+    /// Some key starts with `chain_`: this is the entry that describes the chains.
+    pub has_chain_keys: bool,
+    /// `total_rateideal`, in the reply's rate unit.
+    pub total_rateideal: Option<f64>,
+    /// `rate_unit` as its multiplier to TH/s, when the entry has one.
+    unit_to_ths: Option<f64>,
+    /// Chains 1, 2, … at index 0, 1, … (only as many as the highest chain number seen).
+    pub chains: Vec<ChainKeys>,
 }
 
 impl ChainStats {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn num(&self, key: &str) -> Option<f64> {
-        self.get(key).and_then(parse_num)
-    }
-
     /// Multiplier from the reply's `rate_unit` to TH/s (GH/s when absent, as LUXminer reports).
     pub fn rate_to_ths(&self) -> f64 {
-        match self.get("rate_unit").map(|u| u.trim().to_ascii_uppercase()) {
-            Some(u) if u.starts_with("TH") => 1.0,
-            Some(u) if u.starts_with("MH") => 1e-6,
-            Some(u) if u.starts_with("KH") => 1e-9,
-            _ => 1e-3,
+        self.unit_to_ths.unwrap_or(1e-3)
+    }
+
+    /// Chain `n` (1-based), if any of its keys was present.
+    pub fn chain(&self, n: usize) -> Option<&ChainKeys> {
+        self.chains.get(n.checked_sub(1)?)
+    }
+
+    fn chain_mut(&mut self, n: usize) -> &mut ChainKeys {
+        // `chain_key` bounds n to 1..=MAX_CHAIN.
+        if self.chains.len() < n {
+            self.chains.resize(n, ChainKeys::default());
         }
+        &mut self.chains[n - 1]
     }
 }
 
-fn keep_stats_key(k: &str) -> bool {
-    k.starts_with("chain_")
-        || k.starts_with("temp")
-        || k.starts_with("freq_avg")
-        || k == "total_rateideal"
-        || k == "rate_unit"
+/// The multiplier to TH/s of a `rate_unit` value.
+fn unit_to_ths(unit: &str) -> f64 {
+    let u = unit.trim().as_bytes();
+    let starts = |p: &[u8]| u.len() >= 2 && u[..2].eq_ignore_ascii_case(p);
+    if starts(b"TH") {
+        1.0
+    } else if starts(b"MH") {
+        1e-6
+    } else if starts(b"KH") {
+        1e-9
+    } else {
+        1e-3
+    }
+}
+
+/// Which per-chain value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChainField {
+    Chips,
+    Rate,
+    RateIdeal,
+    Hw,
+    FreqAvg,
+    TempChip,
+    Temp2,
+    TempPcb,
+    Temp,
+}
+
+/// The chain field and number of a per-chain key, written exactly as LUXminer does (`temp2_3`,
+/// `chain_acn12`: no sign, no leading zero, 1 to [`MAX_CHAIN`]).
+fn chain_key(k: &str) -> Option<(ChainField, usize)> {
+    let digits_at = k
+        .bytes()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let (name, digits) = k.split_at(digits_at);
+    if digits.is_empty() || digits.len() > 2 || digits.starts_with('0') {
+        return None;
+    }
+    let n: usize = digits
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_CHAIN).contains(n))?;
+    let field = match name {
+        "chain_acn" => ChainField::Chips,
+        "chain_rate" => ChainField::Rate,
+        "chain_rateideal" => ChainField::RateIdeal,
+        "chain_hw" => ChainField::Hw,
+        "freq_avg" => ChainField::FreqAvg,
+        "temp_chip" => ChainField::TempChip,
+        "temp2_" => ChainField::Temp2,
+        "temp_pcb" => ChainField::TempPcb,
+        "temp" => ChainField::Temp,
+        _ => return None,
+    };
+    Some((field, n))
+}
+
+/// The hottest valid reading of a sensor string (`"38-38-49-49"`).
+fn sensors_max_c(v: &str) -> Option<f64> {
+    v.split('-')
+        .filter_map(parse_num)
+        .filter_map(|t| health_temp(Some(t)))
+        .reduce(f64::max)
 }
 
 impl<'de> Deserialize<'de> for ChainStats {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let fields = deserialize_kept_text(d, keep_stats_key)?;
-        Ok(ChainStats { fields })
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ChainStats;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a stats record")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChainStats, A::Error> {
+                let mut out = ChainStats::default();
+                while let Some(TextRef(key)) = map.next_key::<TextRef<'de>>()? {
+                    let key: &str = &key;
+                    out.has_chain_keys |= key.starts_with("chain_");
+                    if key == "total_rateideal" {
+                        out.total_rateideal = map.next_value::<Num>()?.get();
+                    } else if key == "rate_unit" {
+                        let unit = map.next_value::<TextRef<'de>>()?;
+                        out.unit_to_ths = Some(unit_to_ths(&unit.0));
+                    } else if let Some((field, n)) = chain_key(key) {
+                        match field {
+                            ChainField::TempChip | ChainField::TempPcb => {
+                                let max = sensors_max_c(&map.next_value::<TextRef<'de>>()?.0);
+                                let chain = out.chain_mut(n);
+                                if field == ChainField::TempChip {
+                                    chain.chip_sensors_max_c = max;
+                                } else {
+                                    chain.pcb_sensors_max_c = max;
+                                }
+                            }
+                            _ => {
+                                let v = map.next_value::<Num>()?.get();
+                                let chain = out.chain_mut(n);
+                                *match field {
+                                    ChainField::Chips => &mut chain.chips,
+                                    ChainField::Rate => &mut chain.rate,
+                                    ChainField::RateIdeal => &mut chain.rate_ideal,
+                                    ChainField::Hw => &mut chain.hw,
+                                    ChainField::FreqAvg => &mut chain.freq_avg_mhz,
+                                    ChainField::Temp2 => &mut chain.chip_c,
+                                    _ => &mut chain.board_c,
+                                } = v;
+                            }
+                        }
+                    } else if key.starts_with("chain_")
+                        || key.starts_with("temp")
+                        || key.starts_with("freq_avg")
+                    {
+                        // Read as text like the keys in use, so a reply's validity does not
+                        // depend on which of these keys hashmesh reads.
+                        map.next_value::<TextRef<'de>>()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ChainStats, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ChainStats::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ChainStats, E> {
+                Ok(ChainStats::default())
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -455,16 +616,10 @@ pub fn snapshot_from(p: &PollParts, now_ms: i64) -> MinerSnapshot {
     s.uptime_s = summary.and_then(|x| x.elapsed_s.as_u64());
     s.hardware_errors = summary.and_then(|x| x.hardware_errors.as_u64());
 
-    let chains = p
-        .stats
-        .iter()
-        .find(|c| c.fields.iter().any(|(k, _)| k.starts_with("chain_")));
+    let chains = p.stats.iter().find(|c| c.has_chain_keys);
     if let Some(c) = chains {
         let unit = c.rate_to_ths();
-        s.expected_hashrate_ths = c
-            .num("total_rateideal")
-            .map(|v| v * unit)
-            .filter(|v| *v > 0.0);
+        s.expected_hashrate_ths = c.total_rateideal.map(|v| v * unit).filter(|v| *v > 0.0);
         push_boards(&mut s, c, unit);
     }
     // TEMPS lists the boards in the same order as the chains (its ID numbering varies).
@@ -537,50 +692,31 @@ fn health_temp(t: Option<f64>) -> Option<f64> {
 /// Appends the boards of the bmminer-style chain keys: a chain counts when it reports chips or
 /// a rate (LUXminer numbers chains from 1, like X19 stock firmware).
 fn push_boards(s: &mut MinerSnapshot, c: &ChainStats, unit: f64) {
-    for n in 1..=MAX_CHAIN {
-        let chips = c.num(&format!("chain_acn{n}"));
-        let rate = c.num(&format!("chain_rate{n}"));
-        let ideal = c.num(&format!("chain_rateideal{n}"));
+    for chain in &c.chains {
+        let (chips, rate, ideal) = (chain.chips, chain.rate, chain.rate_ideal);
         // X19-style layouts list an empty 4th chain (`chain_acn4: 0`, `chain_rate4: ""`).
         let present =
             chips.is_some_and(|v| v > 0.0) || rate.is_some() || ideal.is_some_and(|v| v > 0.0);
         if !present {
             continue;
         }
-        let chip_temp = c
-            .get(&format!("temp_chip{n}"))
-            .and_then(|v| {
-                v.split('-')
-                    .filter_map(parse_num)
-                    .filter_map(|t| health_temp(Some(t)))
-                    .reduce(f64::max)
-            })
-            .or_else(|| health_temp(c.num(&format!("temp2_{n}"))));
-        let board_temp = c
-            .get(&format!("temp_pcb{n}"))
-            .and_then(|v| {
-                v.split('-')
-                    .filter_map(parse_num)
-                    .filter_map(|t| health_temp(Some(t)))
-                    .reduce(f64::max)
-            })
-            .or_else(|| health_temp(c.num(&format!("temp{n}"))));
         s.boards.push(BoardSnapshot {
             index: s.boards.len() as u32,
             hashrate_ths: rate.map(|r| r * unit),
             expected_hashrate_ths: ideal.map(|r| r * unit),
-            chip_temp_c: chip_temp,
-            board_temp_c: board_temp,
+            chip_temp_c: chain
+                .chip_sensors_max_c
+                .or_else(|| health_temp(chain.chip_c)),
+            board_temp_c: chain
+                .pcb_sensors_max_c
+                .or_else(|| health_temp(chain.board_c)),
             inlet_temp_c: None,
             outlet_temp_c: None,
             chips_working: chips.filter(|v| *v >= 0.0).map(|v| v as u32),
             chips_expected: None,
-            frequency_mhz: c.num(&format!("freq_avg{n}")).filter(|f| *f > 0.0),
+            frequency_mhz: chain.freq_avg_mhz.filter(|f| *f > 0.0),
             voltage_v: None,
-            hardware_errors: c
-                .num(&format!("chain_hw{n}"))
-                .filter(|v| *v >= 0.0)
-                .map(|v| v as u64),
+            hardware_errors: chain.hw.filter(|v| *v >= 0.0).map(|v| v as u64),
             failed: false,
         });
     }
@@ -644,4 +780,65 @@ pub fn parse_identity(raw: &[u8]) -> Result<DeviceIdentity, DriverError> {
             .and_then(|c| c.hostname.non_empty())
             .map(str::to_string),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chains(json: &str) -> ChainStats {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn chain_keys_land_in_their_slots() {
+        let c = chains(
+            r#"{"STATS":0,"chain_acn1":126,"chain_rate1":"65432.1","chain_rateideal1":66000,
+                "chain_hw1":12,"freq_avg1":490,"temp_chip1":"55-56-64-64","temp2_1":60,
+                "temp_pcb1":"38-0-49-x","temp1":47,"chain_acn3":0,"chain_rate3":"",
+                "rate_unit":"gh","total_rateideal":198000}"#,
+        );
+        assert!(c.has_chain_keys);
+        assert_eq!(c.total_rateideal, Some(198000.0));
+        assert_eq!(c.rate_to_ths(), 1e-3);
+        assert_eq!(c.chains.len(), 3, "up to the highest chain number seen");
+        let one = c.chain(1).copied().unwrap_or_default();
+        assert_eq!(one.chips, Some(126.0));
+        assert_eq!(one.rate, Some(65432.1));
+        assert_eq!(one.rate_ideal, Some(66000.0));
+        assert_eq!(one.hw, Some(12.0));
+        assert_eq!(one.freq_avg_mhz, Some(490.0));
+        assert_eq!(one.chip_sensors_max_c, Some(64.0));
+        assert_eq!(one.chip_c, Some(60.0));
+        // A 0 sensor is missing, an unreadable one skipped.
+        assert_eq!(one.pcb_sensors_max_c, Some(49.0));
+        assert_eq!(one.board_c, Some(47.0));
+        assert_eq!(c.chain(2).copied(), Some(ChainKeys::default()));
+        let three = c.chain(3).copied().unwrap_or_default();
+        assert_eq!((three.chips, three.rate), (Some(0.0), None));
+        assert_eq!(c.chain(4), None);
+    }
+
+    #[test]
+    fn chain_keys_are_read_as_luxminer_writes_them() {
+        // A repeated key keeps its last value, even an unreadable one; numbers are only the
+        // exact `chain_acn12` form; `rate_unit` is read case-insensitively.
+        let c = chains(
+            r#"{"chain_rate1":5,"chain_rate1":"x","chain_acn01":7,"chain_acn+2":7,
+                "chain_acn17":7,"chain_acn0":7,"temp_pic1":"1-2","rate_unit":"TH/s"}"#,
+        );
+        assert!(c.has_chain_keys);
+        assert_eq!(c.chains.len(), 1);
+        assert_eq!(c.chain(1).and_then(|k| k.rate), None);
+        assert_eq!(c.chain(1).and_then(|k| k.chips), None);
+        assert_eq!(c.rate_to_ths(), 1.0);
+        assert_eq!(chains(r#"{"rate_unit":" mh "}"#).rate_to_ths(), 1e-6);
+        assert_eq!(chains(r#"{"rate_unit":"KH"}"#).rate_to_ths(), 1e-9);
+        assert_eq!(chains(r#"{"rate_unit":5}"#).rate_to_ths(), 1e-3);
+        let other = chains(r#"{"STATS":1,"ID":"POOL0","chainless":1}"#);
+        assert!(!other.has_chain_keys && other.chains.is_empty());
+        for not_an_object in ["[1,2]", "null", "\"x\"", "5", "true"] {
+            assert_eq!(chains(not_an_object), ChainStats::default());
+        }
+    }
 }

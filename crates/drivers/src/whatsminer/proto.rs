@@ -12,7 +12,7 @@ use crate::target::Timeouts;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, sleep_until};
 
 /// Writes `s` as a JSON string literal (quotes and escapes included).
 pub fn push_json_string(out: &mut String, s: &str) {
@@ -100,14 +100,19 @@ pub async fn v3_exchange_many(
     requests: &[&[u8]],
     limits: &Timeouts,
 ) -> Result<Vec<Vec<u8>>, DriverError> {
-    let deadline = Instant::now() + limits.total;
     let connect_limit = limits.connect.min(limits.total);
-    let mut stream = match timeout(connect_limit, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(DriverError::Connect(e)),
-        Err(_) => return Err(DriverError::Timeout(connect_limit, "connect")),
+    let started = Instant::now();
+    // One timer for both deadlines, as in the cgminer transport.
+    let timer = sleep_until(started + connect_limit);
+    tokio::pin!(timer);
+    let mut stream = tokio::select! {
+        biased;
+        connected = TcpStream::connect(addr) => connected.map_err(DriverError::Connect)?,
+        () = &mut timer => return Err(DriverError::Timeout(connect_limit, "connect")),
     };
-    let _ = stream.set_nodelay(true);
+    // No TCP_NODELAY: each request is one write, sent either on a fresh connection or after
+    // the reply that acknowledged the one before, so Nagle's algorithm never holds it back.
+    timer.as_mut().reset(started + limits.total);
     let body = async {
         let mut replies = Vec::with_capacity(requests.len());
         for request in requests {
@@ -127,9 +132,10 @@ pub async fn v3_exchange_many(
         }
         Ok(replies)
     };
-    match timeout_at(deadline, body).await {
-        Ok(r) => r,
-        Err(_) => Err(DriverError::Timeout(limits.total, "reply")),
+    tokio::select! {
+        biased;
+        replies = body => replies,
+        () = &mut timer => Err(DriverError::Timeout(limits.total, "reply")),
     }
 }
 
