@@ -9,8 +9,8 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use hashmesh_core::{DeviceId, DeviceKind, Vendor};
-use hashmesh_node::config::Config;
 use hashmesh_node::Node;
+use hashmesh_node::config::Config;
 use hashmesh_store::meta::{Discovered, Inventory};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};

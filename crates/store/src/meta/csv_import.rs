@@ -91,7 +91,9 @@ impl Inventory {
         for h in headers.iter() {
             match column(h) {
                 Some(c) if cols.contains(&c) => {
-                    return Err(MetaError::Csv(format!("line 1: column '{h}' appears twice")));
+                    return Err(MetaError::Csv(format!(
+                        "line 1: column '{h}' appears twice"
+                    )));
                 }
                 Some(c) => cols.push(c),
                 None => {
@@ -140,17 +142,34 @@ impl Inventory {
         let has = |c: Col| cols.contains(&c);
         let tx = conn.transaction()?;
         for p in &plan {
-            let old = super::get_in(&tx, &p.id.0)?.ok_or_else(|| MetaError::NotFound(p.id.0.clone()))?;
+            let old =
+                super::get_in(&tx, &p.id.0)?.ok_or_else(|| MetaError::NotFound(p.id.0.clone()))?;
             let loc = Location {
-                site: if has(Col::Site) { p.location.site.clone() } else { old.location.site },
+                site: if has(Col::Site) {
+                    p.location.site.clone()
+                } else {
+                    old.location.site
+                },
                 container: if has(Col::Container) {
                     p.location.container.clone()
                 } else {
                     old.location.container
                 },
-                rack: if has(Col::Rack) { p.location.rack.clone() } else { old.location.rack },
-                shelf: if has(Col::Shelf) { p.location.shelf } else { old.location.shelf },
-                slot: if has(Col::Slot) { p.location.slot } else { old.location.slot },
+                rack: if has(Col::Rack) {
+                    p.location.rack.clone()
+                } else {
+                    old.location.rack
+                },
+                shelf: if has(Col::Shelf) {
+                    p.location.shelf
+                } else {
+                    old.location.shelf
+                },
+                slot: if has(Col::Slot) {
+                    p.location.slot
+                } else {
+                    old.location.slot
+                },
             };
             tx.execute(
                 "UPDATE devices SET site = ?2, container = ?3, rack = ?4, shelf = ?5, slot = ?6 WHERE id = ?1",
@@ -158,10 +177,16 @@ impl Inventory {
             )?;
             if let Some(tags) = &p.tags {
                 let json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
-                tx.execute("UPDATE devices SET tags = ?2 WHERE id = ?1", params![p.id.0, json])?;
+                tx.execute(
+                    "UPDATE devices SET tags = ?2 WHERE id = ?1",
+                    params![p.id.0, json],
+                )?;
             }
             if let Some(notes) = &p.notes {
-                tx.execute("UPDATE devices SET notes = ?2 WHERE id = ?1", params![p.id.0, notes])?;
+                tx.execute(
+                    "UPDATE devices SET notes = ?2 WHERE id = ?1",
+                    params![p.id.0, notes],
+                )?;
             }
             if let Some(c) = &p.credentials {
                 tx.execute(

@@ -454,9 +454,7 @@ fn find_in(conn: &Connection, key: &DeviceKey) -> Result<Option<DeviceRecord>, M
     // the one discovery saw last.
     let sql =
         format!("SELECT {COLUMNS} FROM devices WHERE {sql} ORDER BY last_seen_ms DESC LIMIT 1");
-    let raw = conn
-        .query_row(&sql, params![value], raw_row)
-        .optional()?;
+    let raw = conn.query_row(&sql, params![value], raw_row).optional()?;
     raw.map(RawRow::into_record).transpose()
 }
 
@@ -665,9 +663,17 @@ mod tests {
         let inv = Inventory::in_memory().unwrap();
         let d = discovered("mac:aa:bb:cc:00:00:02", "10.0.0.6");
         inv.record_discovery(&d, 1_000).unwrap();
-        assert_eq!(inv.mark_missing(std::slice::from_ref(&d.id), 5_000).unwrap(), 1);
+        assert_eq!(
+            inv.mark_missing(std::slice::from_ref(&d.id), 5_000)
+                .unwrap(),
+            1
+        );
         // A second sweep keeps the first time it went missing.
-        assert_eq!(inv.mark_missing(std::slice::from_ref(&d.id), 9_000).unwrap(), 0);
+        assert_eq!(
+            inv.mark_missing(std::slice::from_ref(&d.id), 9_000)
+                .unwrap(),
+            0
+        );
         let rec = inv.get(&d.id).unwrap().unwrap();
         assert_eq!(rec.missing_since_unix_ms, Some(5_000));
         let (rec, _) = inv.record_discovery(&d, 10_000).unwrap();

@@ -662,7 +662,8 @@ impl Table {
         // next seal's commit makes it so): if a crash loses it, the L1 chunk's absorbed
         // sequence hides them and the next compaction only deletes them again.
         let mut txn = shared.state.begin_write().map_err(StoreError::db(spath))?;
-        txn.set_durability(Durability::None).map_err(StoreError::db(spath))?;
+        txn.set_durability(Durability::None)
+            .map_err(StoreError::db(spath))?;
         {
             let mut t = txn.open_table(self.l0).map_err(StoreError::db(spath))?;
             t.retain_in(
