@@ -25,7 +25,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Options of `hashmesh bench`.
@@ -263,47 +262,15 @@ async fn start_sim(
         cmd.args(["--mix", mix]);
     }
     let mut child = cmd.spawn().context("starting hashmesh sim")?;
-    wait_ready(&mut child, "hashmesh sim").await?;
+    super::wait_ready(&mut child, "hashmesh sim").await?;
     let text =
         std::fs::read_to_string(&manifest_path).context("reading the simulator's manifest")?;
-    let manifest: Vec<ManifestEntry> = match serde_json::from_str(&text) {
-        Ok(list) => list,
-        Err(_) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .context("parsing the simulator's manifest")?,
-    };
+    let manifest: Vec<ManifestEntry> = super::parse_manifest(&text)?;
     Ok(SimChild {
         child,
         manifest,
         _dir: Some(dir),
     })
-}
-
-/// Waits for a child to print its `ready` line.
-async fn wait_ready(child: &mut Child, what: &str) -> anyhow::Result<()> {
-    let stdout = child
-        .stdout
-        .take()
-        .with_context(|| format!("no stdout from {what}"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(600), async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with("ready") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    match ready {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => bail!("{what} exited before it was ready"),
-        Ok(Err(e)) => bail!("reading {what} output: {e}"),
-        Err(_) => bail!("{what} was not ready within 10 minutes"),
-    }
 }
 
 /// Starts the floor server (`hashmesh bench floor-server`) with `devices` listeners on port 4028
@@ -321,7 +288,7 @@ async fn start_floor(devices: usize, base: IpAddr) -> anyhow::Result<SimChild> {
         .kill_on_drop(true)
         .spawn()
         .context("starting hashmesh bench floor-server")?;
-    wait_ready(&mut child, "the floor server").await?;
+    super::wait_ready(&mut child, "the floor server").await?;
     let manifest = floor::addresses(base4, devices)
         .into_iter()
         .map(|ip| ManifestEntry {

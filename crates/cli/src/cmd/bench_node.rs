@@ -8,7 +8,7 @@ use clap::Args;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// Arguments of `hashmesh bench node`.
@@ -121,21 +121,9 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         sim.args(["--mix", m]);
     }
     let mut sim = Kid(sim.spawn().context("starting hashmesh sim")?);
-    let out = sim
-        .0
-        .stdout
-        .take()
-        .context("no stdout from the simulator")?;
-    let mut lines = BufReader::new(out).lines();
-    loop {
-        match lines.next_line().await? {
-            Some(l) if l.starts_with("ready") => break,
-            Some(_) => {}
-            None => bail!("the simulator stopped before it was ready"),
-        }
-    }
+    super::wait_ready(&mut sim.0, "the simulator").await?;
     let text = std::fs::read_to_string(&manifest)?;
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    let entries: Vec<serde_json::Value> = super::parse_manifest(&text)?;
     let last = entries
         .iter()
         .filter_map(|e| e.get("ip")?.as_str()?.parse::<Ipv4Addr>().ok())

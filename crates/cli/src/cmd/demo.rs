@@ -17,7 +17,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// Arguments of `hashmesh demo`.
@@ -102,27 +101,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .kill_on_drop(true);
     let mut child = sim.spawn().context("starting hashmesh sim")?;
-    let stdout = child.stdout.take().context("no stdout from hashmesh sim")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with("ready") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    match ready {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!("the simulator stopped before it was ready"),
-        Ok(Err(e)) => bail!("reading the simulator's output: {e}"),
-        Err(_) => bail!("the simulator was not ready within 5 minutes"),
-    }
+    super::wait_ready(&mut child, "the simulator").await?;
 
     let text = std::fs::read_to_string(&manifest).context("reading the simulator's manifest")?;
-    let entries: Vec<serde_json::Value> =
-        serde_json::from_str(&text).context("parsing the simulator's manifest")?;
+    let entries: Vec<serde_json::Value> = super::parse_manifest(&text)?;
     let site_map = data_dir.join("site-map.csv");
     write_site_map(&entries, &site_map)?;
     let last = entries

@@ -25,3 +25,44 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// Waits up to 10 minutes for a child (`hashmesh sim`, a bench server) to print its `ready`
+/// line on stdout.
+pub async fn wait_ready(child: &mut tokio::process::Child, what: &str) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("no stdout from {what}"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("ready") {
+                return Ok::<bool, std::io::Error>(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    match ready {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => bail!("{what} exited before it was ready"),
+        Ok(Err(e)) => bail!("reading {what} output: {e}"),
+        Err(_) => bail!("{what} was not ready within 10 minutes"),
+    }
+}
+
+/// The entries of a `hashmesh sim --manifest` file (a JSON array, or one object per line).
+pub fn parse_manifest<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    match serde_json::from_str(text) {
+        Ok(list) => Ok(list),
+        Err(_) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .context("parsing the simulator's manifest"),
+    }
+}
