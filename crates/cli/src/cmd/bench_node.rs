@@ -75,6 +75,38 @@ fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     Ok((cpu, rss_kb * 1024))
 }
 
+/// CPU seconds of a process and its direct children (the simulator's worker processes).
+fn family_cpu(pid: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut total = 0.0;
+    for entry in dir.flatten() {
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{n}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // ppid is field 4 of the whole line: 1 after the name.
+        if n == pid || field(1) == f64::from(pid) {
+            total += (field(11) + field(12)) / hz.max(1.0);
+        }
+    }
+    total
+}
+
 /// Reads `/metrics` and returns the value of each metric named in `names` (no labels).
 async fn scrape(addr: SocketAddr, names: &[&str]) -> anyhow::Result<Vec<Option<f64>>> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
@@ -182,10 +214,13 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
 
     let interval = Duration::from_secs_f64(args.interval_s);
     let mut cycles = Vec::new();
+    let sim_pid = sim.0.id().unwrap_or(0);
     let mut prev = (usage(pid)?, scrape(addr, &names).await?, Instant::now());
+    let mut prev_sim = family_cpu(sim_pid);
     for n in 1..=args.cycles {
         tokio::time::sleep(interval).await;
         let now = (usage(pid)?, scrape(addr, &names).await?, Instant::now());
+        let now_sim = family_cpu(sim_pid);
         let secs = now.2.duration_since(prev.2).as_secs_f64();
         let d = |i: usize| now.1[i].unwrap_or(0.0) - prev.1[i].unwrap_or(0.0);
         let c = serde_json::json!({
@@ -198,19 +233,22 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
             "rows_dropped": d(7),
             "node_cpu_cores": (now.0.0 - prev.0.0) / secs,
             "node_rss_bytes": now.0.1,
+            "sim_cpu_cores": (now_sim - prev_sim) / secs,
         });
         if !args.json {
             eprintln!(
-                "cycle {n}: {:.0} polls ({:.0}/s), {} late, {:.2} cores, RSS {:.0} MiB",
+                "cycle {n}: {:.0} polls ({:.0}/s), {} late, {:.2} cores, RSS {:.0} MiB (simulator {:.2} cores)",
                 d(3),
                 d(3) / secs,
                 d(4),
                 (now.0.0 - prev.0.0) / secs,
-                now.0.1 as f64 / 1048576.0
+                now.0.1 as f64 / 1048576.0,
+                (now_sim - prev_sim) / secs,
             );
         }
         cycles.push(c);
         prev = now;
+        prev_sim = now_sim;
     }
     let cores: Vec<f64> = cycles
         .iter()
@@ -232,6 +270,8 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         "late_polls": late,
         "node_cpu_cores_mean": cores.iter().sum::<f64>() / cores.len().max(1) as f64,
         "node_cpu_cores_max": cores.iter().copied().fold(0.0, f64::max),
+        "node_cpu_us_per_poll": if polls > 0.0 { cores.iter().sum::<f64>() / cores.len().max(1) as f64 * secs / polls * 1e6 } else { 0.0 },
+        "sim_cpu_cores_mean": cycles.iter().filter_map(|c| c["sim_cpu_cores"].as_f64()).sum::<f64>() / cycles.len().max(1) as f64,
         "node_rss_bytes": rss,
         "node_rss_bytes_per_device": rss as f64 / found.max(1.0),
         "per_cycle": cycles,
@@ -240,12 +280,14 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         println!("{summary}");
     } else {
         println!(
-            "{found} devices every {} s: {:.0} polls/s ({:.1} % of schedule), {late} late polls, node CPU {:.2} cores (max {:.2}), RSS {:.0} MiB = {:.0} B/device",
+            "{found} devices every {} s: {:.0} polls/s ({:.1} % of schedule), {late} late polls, node CPU {:.2} cores (max {:.2}; {:.0} µs per poll), simulator {:.2} cores, RSS {:.0} MiB = {:.0} B/device",
             args.interval_s,
             polls / secs,
             100.0 * summary["polls_share_of_schedule"].as_f64().unwrap_or(0.0),
             summary["node_cpu_cores_mean"].as_f64().unwrap_or(0.0),
             summary["node_cpu_cores_max"].as_f64().unwrap_or(0.0),
+            summary["node_cpu_us_per_poll"].as_f64().unwrap_or(0.0),
+            summary["sim_cpu_cores_mean"].as_f64().unwrap_or(0.0),
             rss as f64 / 1048576.0,
             rss as f64 / found.max(1.0),
         );
