@@ -38,6 +38,9 @@ pub enum NodeError {
     /// The remote-write exporter could not start.
     #[error("remote-write: {0}")]
     Export(String),
+    /// The poller's thread could not start.
+    #[error("starting the poller: {0}")]
+    Poller(std::io::Error),
 }
 
 /// Rows waiting for the store; beyond this the poller drops rows (and counts them) rather
@@ -220,7 +223,8 @@ impl Node {
             },
             rows_tx,
             credentials,
-        );
+        )
+        .map_err(NodeError::Poller)?;
         let series = Arc::new(RwLock::new(Vec::new()));
         let ingest_stats = Arc::new(IngestStats::default());
         let stop = Arc::new(AtomicBool::new(false));

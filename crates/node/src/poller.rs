@@ -213,6 +213,54 @@ pub struct Poller {
     ctl: mpsc::UnboundedSender<(Instant, u32)>,
     ctx: Arc<Ctx>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    thread: Arc<PollerThread>,
+}
+
+/// The poller's own thread and single-threaded runtime; ends when the last handle goes.
+///
+/// Polls run apart from the HTTP API's runtime for two reasons: ten thousand poll tasks a
+/// second queued beside an API request delayed it by hundreds of milliseconds, and one thread
+/// bounds polling to one core whatever the fleet does, leaving the rest of the machine to the
+/// API, the store and the host. (One thread also spares the cross-thread wake-ups of a
+/// work-stealing runtime, which cost more than they gain for I/O-bound polls.)
+struct PollerThread {
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl PollerThread {
+    /// Starts the thread and returns it with a handle to its runtime.
+    fn start() -> std::io::Result<(PollerThread, tokio::runtime::Handle)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("hashmesh-poller".into())
+            .spawn(move || {
+                // Returns when the sender is used or dropped; polls in flight are dropped with
+                // the runtime (each holds nothing a cancelled poll could leave half-done).
+                let _ = rt.block_on(stopped);
+            })?;
+        Ok((
+            PollerThread {
+                stop: Mutex::new(Some(stop)),
+            },
+            handle,
+        ))
+    }
+
+    fn stop(&self) {
+        if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for PollerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// What a poll task needs.
@@ -240,14 +288,15 @@ impl CredentialSource for FactoryDefaults {
 }
 
 impl Poller {
-    /// Starts the scheduler. Devices join with [`Poller::add`].
+    /// Starts the scheduler on its own thread. Devices join with [`Poller::add`].
     pub fn start(
         live: Arc<LiveState>,
         registry: Registry,
         config: PollerConfig,
         rows: RowSender,
         credentials: Arc<dyn CredentialSource>,
-    ) -> Poller {
+    ) -> std::io::Result<Poller> {
+        let (thread, rt) = PollerThread::start()?;
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(PollerStats::default());
         let config = Arc::new(config);
@@ -266,14 +315,16 @@ impl Poller {
             .unwrap_or_else(|e| e.into_inner())
             .started_unix_ms = hashmesh_drivers::now_unix_ms();
         let tasks = vec![
-            tokio::spawn(schedule(ctx.clone(), ctl.clone(), ctl_rx)).abort_handle(),
-            tokio::spawn(cycles(ctx.clone())).abort_handle(),
+            rt.spawn(schedule(ctx.clone(), ctl.clone(), ctl_rx))
+                .abort_handle(),
+            rt.spawn(cycles(ctx.clone())).abort_handle(),
         ];
-        Poller {
+        Ok(Poller {
             ctl,
             ctx,
             tasks: Arc::new(Mutex::new(tasks)),
-        }
+            thread: Arc::new(thread),
+        })
     }
 
     /// Schedules a new device: its first poll comes at a fixed phase within one interval,
@@ -286,7 +337,7 @@ impl Poller {
         let _ = self.ctl.send((due, index));
     }
 
-    /// Stops scheduling polls (polls in flight finish within their deadline).
+    /// Stops scheduling polls and ends the poller's thread (polls in flight are dropped).
     pub fn stop(&self) {
         for t in self
             .tasks
@@ -296,6 +347,7 @@ impl Poller {
         {
             t.abort();
         }
+        self.thread.stop();
     }
 
     /// The poller's figures.

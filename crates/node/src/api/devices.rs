@@ -415,19 +415,10 @@ impl Filter {
             && self
                 .ip
                 .as_ref()
-                .is_none_or(|p| i.ip.to_string().starts_with(p.as_str()))
-            && self.q.as_ref().is_none_or(|q| {
-                [
-                    Some(i.id.0.as_str()),
-                    Some(&i.model),
-                    i.serial.as_deref(),
-                    i.mac.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|f| f.to_lowercase().contains(q.as_str()))
-                    || i.ip.to_string().contains(q.as_str())
-            })
+                .is_none_or(|p| r.ip_text.starts_with(p.as_str()))
+            // The row's search text is already lower case, its fields joined by a separator no
+            // query holds, so one scan per row and no allocation.
+            && self.q.as_ref().is_none_or(|q| r.text.contains(q.as_str()))
     }
 }
 
@@ -446,22 +437,35 @@ fn text_key<'a>(r: &'a Row, field: &str) -> Option<&'a str> {
     }
 }
 
-/// Orders two rows by `field`; devices without the value come last in either direction.
-fn compare(a: &Row, b: &Row, field: &str, desc: bool) -> Ordering {
-    let dir = |o: Ordering| if desc { o.reverse() } else { o };
+/// A row's sort key for one field, taken once per request rather than once per comparison.
+#[derive(Clone, Copy)]
+enum SortKey<'a> {
+    /// Sorting by address: the tie-breaker alone.
+    Ip,
+    Text(Option<&'a str>),
+    Num(Option<f64>),
+}
+
+fn sort_key<'a>(r: &'a Row, field: &str) -> SortKey<'a> {
     match field {
-        "ip" => dir(a.info.ip.cmp(&b.info.ip)),
+        "ip" => SortKey::Ip,
         "id" | "family" | "vendor" | "model" | "status" | "site" | "container" | "rack" => {
-            match (text_key(a, field), text_key(b, field)) {
-                // Natural order, so R2 comes before R10.
-                (Some(x), Some(y)) => dir(natural(x, y)),
-                (x, y) => x.is_none().cmp(&y.is_none()),
-            }
+            SortKey::Text(text_key(r, field))
         }
-        _ => match (a.number(field), b.number(field)) {
-            (Some(x), Some(y)) => dir(x.total_cmp(&y)),
-            (x, y) => x.is_none().cmp(&y.is_none()),
-        },
+        _ => SortKey::Num(r.number(field)),
+    }
+}
+
+/// Orders two keys of one field; devices without the value come last in either direction.
+fn compare_keys(a: SortKey, b: SortKey, desc: bool) -> Ordering {
+    let dir = |o: Ordering| if desc { o.reverse() } else { o };
+    match (a, b) {
+        // Natural order, so R2 comes before R10.
+        (SortKey::Text(Some(x)), SortKey::Text(Some(y))) => dir(natural(x, y)),
+        (SortKey::Text(x), SortKey::Text(y)) => x.is_none().cmp(&y.is_none()),
+        (SortKey::Num(Some(x)), SortKey::Num(Some(y))) => dir(x.total_cmp(&y)),
+        (SortKey::Num(x), SortKey::Num(y)) => x.is_none().cmp(&y.is_none()),
+        _ => Ordering::Equal,
     }
 }
 
@@ -540,11 +544,23 @@ pub fn page(rows: &[Row], q: &ListQuery) -> Result<Page, ApiError> {
         )));
     }
     let offset = q.offset.unwrap_or(0);
-    let mut hits: Vec<&Row> = rows.iter().filter(|r| filter.matches(r)).collect();
+    let mut hits: Vec<(SortKey, &Row)> = rows
+        .iter()
+        .filter(|r| filter.matches(r))
+        .map(|r| (sort_key(r, sort), r))
+        .collect();
     let matched = hits.len();
-    let cmp = |a: &&Row, b: &&Row| {
+    let cmp = |a: &(SortKey, &Row), b: &(SortKey, &Row)| {
+        let tie = || {
+            let o = a.1.info.ip.cmp(&b.1.info.ip);
+            if matches!(a.0, SortKey::Ip) && desc {
+                o.reverse()
+            } else {
+                o
+            }
+        };
         // Ties broken by address so pages are stable.
-        compare(a, b, sort, desc).then_with(|| a.info.ip.cmp(&b.info.ip))
+        compare_keys(a.0, b.0, desc).then_with(tie)
     };
     // Only the rows up to the end of the page need to be in order.
     let end = offset.saturating_add(limit).min(matched);
@@ -557,7 +573,7 @@ pub fn page(rows: &[Row], q: &ListQuery) -> Result<Page, ApiError> {
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(Row::to_json)
+        .map(|(_, r)| r.to_json())
         .collect();
     Ok(Page {
         total: rows.len(),
