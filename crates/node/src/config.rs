@@ -149,6 +149,9 @@ impl PollConfig {
 pub struct StoreSection {
     /// How often the write-ahead log is forced to disk, ms (the most a crash can lose).
     pub flush_interval_ms: u64,
+    /// Seconds of rows held in memory before they are written as chunks (memory grows with
+    /// polls per second times this).
+    pub seal_interval_s: u64,
     /// Days of raw (per poll) rows.
     pub retention_raw_days: u64,
     /// Days of 1-minute rollups.
@@ -163,6 +166,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             flush_interval_ms: 1000,
+            seal_interval_s: 20,
             retention_raw_days: 14,
             retention_1m_days: 30,
             retention_5m_days: 365,
@@ -331,6 +335,9 @@ impl Config {
         }
         if self.store.flush_interval_ms == 0 {
             return bad("store.flush_interval_ms", "must be above 0");
+        }
+        if !(1..=3600).contains(&self.store.seal_interval_s) {
+            return bad("store.seal_interval_s", "must be between 1 and 3600");
         }
         self.auth.validate().map_err(ConfigError::Invalid)?;
         if let Some(rw) = &self.remote_write {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::discovery::{self, ScanSummary};
 use crate::live::{DeviceInfo, LiveState};
-use crate::poller::{CredentialSource, IngestRow, Poller, PollerConfig, Ports};
+use crate::poller::{CredentialSource, IngestRow, Poller, PollerConfig, Ports, RowReceiver};
 use crate::rollup::group_keys;
 use crate::row;
 use hashmesh_drivers::{Registry, Timeouts};
@@ -13,7 +13,7 @@ use hashmesh_store::meta::{DeviceRecord, Inventory};
 use hashmesh_store::tsdb::{Retention, SeriesId, Store, StoreConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -198,8 +198,7 @@ impl Node {
         let store = Arc::new(open_store(&config)?);
 
         let live = Arc::new(LiveState::new());
-        let (rows_tx, rows_rx): (SyncSender<IngestRow>, Receiver<IngestRow>) =
-            std::sync::mpsc::sync_channel(INGEST_QUEUE_ROWS);
+        let (rows_tx, rows_rx) = crate::poller::row_queue(INGEST_QUEUE_ROWS);
         let p = &config.poll;
         let poller = Poller::start(
             live.clone(),
@@ -342,6 +341,7 @@ fn open_store(config: &Config) -> Result<Store, NodeError> {
         row::COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
     );
     sc.flush_interval = Duration::from_millis(s.flush_interval_ms);
+    sc.seal_interval = Duration::from_secs(s.seal_interval_s);
     sc.retention = Retention {
         raw: day * s.retention_raw_days as u32,
         min1: day * s.retention_1m_days as u32,
@@ -356,7 +356,7 @@ fn open_store(config: &Config) -> Result<Store, NodeError> {
 fn ingest_loop(
     store: Arc<Store>,
     series: Arc<RwLock<Vec<SeriesId>>>,
-    rx: Receiver<IngestRow>,
+    rx: RowReceiver,
     stats: Arc<IngestStats>,
     stop: Arc<AtomicBool>,
 ) {
