@@ -288,6 +288,7 @@ impl PollerThread {
         std::thread::Builder::new()
             .name("hashmesh-poller".into())
             .spawn(move || {
+                lower_priority();
                 // Returns when the sender is used or dropped; polls in flight are dropped with
                 // the runtime (each holds nothing a cancelled poll could leave half-done).
                 let _ = rt.block_on(stopped);
@@ -303,6 +304,23 @@ impl PollerThread {
     fn stop(&self) {
         if let Some(tx) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// Gives the calling thread a lower CPU priority (nice +5) than the rest of the node.
+///
+/// Polling is steady background work; the API, discovery and the store are bursts someone or
+/// something waits on. On a saturated machine the scheduler then runs an API request promptly
+/// and polling loses only what the request used. Failing to set it leaves the thread as it was.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes
+        // this thread's nice value (Linux keeps one per thread).
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5);
         }
     }
 }

@@ -100,6 +100,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true);
+    // The farm stands in for machines that would not share the node's CPU: on a small host it
+    // yields to the node and the dashboard rather than compete with them as an equal.
+    #[cfg(unix)]
+    // SAFETY: setpriority is async-signal-safe and only changes the child's own nice value
+    // (its worker processes inherit it).
+    unsafe {
+        sim.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            Ok(())
+        });
+    }
     let mut child = sim.spawn().context("starting hashmesh sim")?;
     super::wait_ready(&mut child, "the simulator").await?;
 
