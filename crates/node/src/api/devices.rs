@@ -25,7 +25,13 @@ use std::time::{Duration, Instant};
 pub struct Row {
     info: Arc<DeviceInfo>,
     status: DeviceStatus,
-    reading: Option<Reading>,
+    // The few reading fields the table shows, copied out: holding the snapshot itself would
+    // keep every device's previous snapshot alive beside its current one (~1.6 KB each).
+    expected_hashrate_ths: Option<f64>,
+    efficiency_j_per_th: Option<f64>,
+    fan_rpm_max: Option<u32>,
+    uptime_s: Option<u64>,
+    active_pool: Option<Arc<str>>,
     failure: Option<PollFailure>,
     last_poll_unix_ms: Option<i64>,
     hashrate_ths: Option<f64>,
@@ -75,10 +81,25 @@ impl Row {
             Some(Reading::Meter(m)) if status.is_online() => (None, m.active_power_total_w, None),
             _ => (None, None, None),
         };
+        let miner = match &reading {
+            Some(Reading::Miner(s)) if status.is_online() => Some(s.as_ref()),
+            _ => None,
+        };
+        let active_pool = miner.and_then(|m| m.active_pool()).map(|p| {
+            // The same pool as last time keeps its text: no allocation per device per rebuild.
+            match prev.and_then(|r| r.active_pool.as_ref()) {
+                Some(old) if **old == *p.url => old.clone(),
+                _ => Arc::from(p.url.as_str()),
+            }
+        });
         Row {
             info,
             status,
-            reading,
+            expected_hashrate_ths: miner.and_then(|m| m.expected_hashrate_ths),
+            efficiency_j_per_th: miner.and_then(|m| m.efficiency_j_per_th),
+            fan_rpm_max: miner.and_then(|m| m.fans_rpm.iter().copied().max()),
+            uptime_s: miner.and_then(|m| m.uptime_s),
+            active_pool,
             failure,
             last_poll_unix_ms: last_poll,
             hashrate_ths,
@@ -111,20 +132,12 @@ impl Row {
 
     /// Nominal hashrate, from the last reading.
     pub fn expected_hashrate_ths(&self) -> Option<f64> {
-        self.miner().and_then(|s| s.expected_hashrate_ths)
-    }
-
-    fn miner(&self) -> Option<&hashmesh_core::MinerSnapshot> {
-        match &self.reading {
-            Some(Reading::Miner(s)) if self.status.is_online() => Some(s),
-            _ => None,
-        }
+        self.expected_hashrate_ths
     }
 
     /// The JSON form of the row.
     pub fn to_json(&self) -> RowJson {
         let i = &self.info;
-        let m = self.miner();
         RowJson {
             id: i.id.0.clone(),
             ip: i.ip.to_string(),
@@ -138,35 +151,32 @@ impl Row {
             firmware: i.firmware.clone(),
             status: self.status.as_str(),
             hashrate_ths: self.hashrate_ths,
-            expected_hashrate_ths: m.and_then(|s| s.expected_hashrate_ths),
+            expected_hashrate_ths: self.expected_hashrate_ths,
             power_w: self.power_w,
-            efficiency_j_per_th: m.and_then(|s| s.efficiency_j_per_th),
+            efficiency_j_per_th: self.efficiency_j_per_th,
             chip_temp_max_c: self.chip_temp_max_c,
-            fan_rpm_max: m.and_then(|s| s.fans_rpm.iter().copied().max()),
+            fan_rpm_max: self.fan_rpm_max,
             site: i.location.site.clone(),
             container: i.location.container.clone(),
             rack: i.location.rack.clone(),
             shelf: i.location.shelf,
             slot: i.location.slot,
-            uptime_s: m.and_then(|s| s.uptime_s),
-            active_pool: m.and_then(|s| s.active_pool()).map(|p| p.url.clone()),
+            uptime_s: self.uptime_s,
+            active_pool: self.active_pool.as_deref().map(str::to_owned),
             error: self.failure.as_ref().map(|f| f.message.clone()),
             last_poll_unix_ms: self.last_poll_unix_ms,
         }
     }
 
     fn number(&self, field: &str) -> Option<f64> {
-        let m = self.miner();
         match field {
             "hashrate_ths" => self.hashrate_ths,
             "power_w" => self.power_w,
             "chip_temp_max_c" => self.chip_temp_max_c,
-            "expected_hashrate_ths" => m.and_then(|s| s.expected_hashrate_ths),
-            "efficiency_j_per_th" => m.and_then(|s| s.efficiency_j_per_th),
-            "fan_rpm_max" => m
-                .and_then(|s| s.fans_rpm.iter().copied().max())
-                .map(f64::from),
-            "uptime_s" => m.and_then(|s| s.uptime_s).map(|u| u as f64),
+            "expected_hashrate_ths" => self.expected_hashrate_ths,
+            "efficiency_j_per_th" => self.efficiency_j_per_th,
+            "fan_rpm_max" => self.fan_rpm_max.map(f64::from),
+            "uptime_s" => self.uptime_s.map(|u| u as f64),
             "shelf" => self.info.location.shelf.map(f64::from),
             "slot" => self.info.location.slot.map(f64::from),
             "last_poll_unix_ms" => self.last_poll_unix_ms.map(|t| t as f64),
