@@ -47,6 +47,11 @@ pub enum NodeError {
 /// than wait, so a slow disk never stalls polling.
 const INGEST_QUEUE_ROWS: usize = 200_000;
 
+/// Stored columns whose values are rounded to [`HASHRATE_PRECISION_BITS`].
+const HASHRATE_COLUMNS: [&str; 2] = ["hashrate_ths", "hashrate_avg_ths"];
+/// Mantissa bits kept of measured hashrates (the store bench uses the same).
+const HASHRATE_PRECISION_BITS: u32 = 12;
+
 /// How often the ingest thread moves queued rows into the store.
 const INGEST_BEAT: Duration = Duration::from_millis(20);
 
@@ -342,6 +347,13 @@ fn open_store(config: &Config) -> Result<Store, NodeError> {
     );
     sc.flush_interval = Duration::from_millis(s.flush_interval_ms);
     sc.seal_interval = Duration::from_secs(s.seal_interval_s);
+    // Hashrate readings wander by a percent or more between polls; their last digits are
+    // noise that costs ~1.7 bytes a row on disk. 12 mantissa bits keep them within 0.013 %
+    // (±0.03 TH/s at 200 TH/s, ±0.0001 TH/s on a 1 TH/s Bitaxe).
+    sc.precision_bits = HASHRATE_COLUMNS
+        .iter()
+        .map(|c| ((*c).to_owned(), HASHRATE_PRECISION_BITS))
+        .collect();
     sc.retention = Retention {
         raw: day * s.retention_raw_days as u32,
         min1: day * s.retention_1m_days as u32,

@@ -233,11 +233,10 @@ fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
 
 fn fleet_day(devices: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(StoreConfig::new(
-        dir.path(),
-        COLUMNS.iter().map(|c| c.to_string()).collect(),
-    ))
-    .expect("open store");
+    let mut config = StoreConfig::new(dir.path(), COLUMNS.iter().map(|c| c.to_string()).collect());
+    // As the node configures its store: measured hashrates keep 12 mantissa bits.
+    config.precision_bits = vec![("hashrate_ths".into(), 12), ("hashrate_avg_ths".into(), 12)];
+    let store = Store::open(config).expect("open store");
     let ids: Vec<SeriesId> = (0..devices)
         .map(|d| {
             let id = store.series(&format!("miner-{d:06}")).expect("series");

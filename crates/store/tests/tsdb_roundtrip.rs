@@ -387,3 +387,55 @@ fn queries_during_ingest_and_maintenance_see_each_row_once() {
         .unwrap();
     assert_eq!(pts.len(), rows as usize);
 }
+
+#[test]
+fn columns_with_a_precision_are_stored_rounded_and_replayed_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path(), vec!["hashrate_ths".into(), "power_w".into()]);
+    config.precision_bits = vec![("hashrate_ths".into(), 12)];
+    let raw = [123.456_789_f64, 0.987_654_321, 199.999_9];
+    let s;
+    {
+        let store = Store::open(config.clone()).unwrap();
+        s = store.series("dev-1").unwrap();
+        for (i, v) in raw.iter().enumerate() {
+            store
+                .append(s, T0 + i as i64 * 10_000, &[*v, 3_250.123_456])
+                .unwrap();
+        }
+        store.flush().unwrap();
+        // Dropped without a seal: the reopened store has these rows from its WAL only.
+    }
+    let store = Store::open(config.clone()).unwrap();
+    let got = store
+        .query_series(s, "hashrate_ths", T0, T0 + 30_000, Resolution::Raw)
+        .unwrap();
+    assert_eq!(got.len(), raw.len());
+    for (p, v) in got.iter().zip(raw) {
+        // 12 kept bits: within 2^-13 of the value, and not the value itself.
+        assert!(
+            ((p.value - v) / v).abs() <= 1.0 / 8192.0,
+            "{} vs {v}",
+            p.value
+        );
+        assert_ne!(p.value, v);
+        assert_eq!(p.value.to_bits() & ((1u64 << 40) - 1), 0, "{}", p.value);
+    }
+    let power = store
+        .query_series(s, "power_w", T0, T0 + 30_000, Resolution::Raw)
+        .unwrap();
+    assert!(
+        power.iter().all(|p| p.value == 3_250.123_456),
+        "other columns exact"
+    );
+    drop(store);
+
+    config.precision_bits = vec![("hashrate".into(), 12)];
+    let err = Store::open(config.clone())
+        .err()
+        .expect("unknown column refused");
+    assert!(err.to_string().contains("'hashrate'"), "{err}");
+    config.precision_bits = vec![("power_w".into(), 0)];
+    let err = Store::open(config).err().expect("zero bits refused");
+    assert!(err.to_string().contains("1 to 52"), "{err}");
+}

@@ -32,12 +32,19 @@ const NONE: i64 = i64::MIN;
 
 /// Rounds to 24 significant bits (f32 precision) while keeping f64 range.
 pub fn quantize(v: f64) -> f64 {
-    if !v.is_finite() {
+    round_mantissa(v, 23)
+}
+
+/// Rounds to the nearest value with `keep` mantissa bits (1 to 52; the relative error is at
+/// most 2^-(keep+1)); non-finite values and `keep` ≥ 52 pass unchanged.
+pub fn round_mantissa(v: f64, keep: u32) -> f64 {
+    if !v.is_finite() || keep >= 52 {
         return v;
     }
-    const DROP: u32 = 52 - 23;
+    let drop = 52 - keep.max(1);
     let bits = v.to_bits();
-    let rounded = (bits + (1u64 << (DROP - 1))) & !((1u64 << DROP) - 1);
+    // A carry out of the mantissa correctly bumps the exponent.
+    let rounded = (bits + (1u64 << (drop - 1))) & !((1u64 << drop) - 1);
     f64::from_bits(rounded)
 }
 

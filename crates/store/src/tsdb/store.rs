@@ -12,7 +12,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use super::error::StoreError;
 use super::files::{DAY_MS, FileCache, FileSpan};
 use super::registry::Registry;
-use super::rollup::{COUNT, Cell, LEVEL_MS, Level, MAX, MIN, RollupRow, STATS, SUM};
+use super::rollup::{
+    COUNT, Cell, LEVEL_MS, Level, MAX, MIN, RollupRow, STATS, SUM, round_mantissa,
+};
 use super::table::{L0Def, Rows, Shared, Table};
 use super::types::{Agg, Point, Resolution, SeriesId, StoreConfig, StoreStats};
 use super::wal::{self, WalRecord, WalWriter};
@@ -69,6 +71,8 @@ struct Ingest {
     sealed_watermarks: [i64; 3],
     last_seal_ms: Option<i64>,
     last_retention_ms: i64,
+    /// A row's values after rounding (reused between rows).
+    scratch: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -86,6 +90,8 @@ pub struct Store {
     config: StoreConfig,
     ncols: usize,
     col_index: HashMap<String, usize>,
+    /// Mantissa bits kept per column (52: exact); empty when every column is exact.
+    precision: Vec<u32>,
     shared: Shared,
     raw: Table,
     roll: [Table; 3],
@@ -124,6 +130,22 @@ impl Store {
             return Err(StoreError::InvalidArgument(
                 "the schema needs at least one named column".into(),
             ));
+        }
+        // Checked before anything is opened or created: a configuration error has no effect.
+        let mut precision = Vec::new();
+        for (name, bits) in &config.precision_bits {
+            let Some(c) = config.columns.iter().position(|n| n == name) else {
+                return Err(StoreError::InvalidArgument(format!(
+                    "precision for '{name}', which is not a column"
+                )));
+            };
+            if !(1..=52).contains(bits) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "precision of '{name}': {bits} bits (expected 1 to 52)"
+                )));
+            }
+            precision.resize(config.columns.len(), 52);
+            precision[c] = *bits;
         }
         let dir = config.dir.clone();
         let wal_dir = dir.join("wal");
@@ -199,6 +221,7 @@ impl Store {
         let store = Store {
             ncols,
             col_index,
+            precision,
             shared,
             raw,
             roll,
@@ -216,6 +239,7 @@ impl Store {
                 sealed_watermarks: watermarks,
                 last_seal_ms: None,
                 last_retention_ms: i64::MIN,
+                scratch: Vec::new(),
             }),
             maint: Mutex::new(()),
             counters: Counters::default(),
@@ -417,6 +441,18 @@ impl Store {
         if ing.head.len() <= i {
             ing.head.resize_with(i + 1, Rows::default);
         }
+        // Rounded here rather than before the WAL: a replay rounds the same way.
+        let mut rounded = std::mem::take(&mut ing.scratch);
+        let values =
+            if self.precision.is_empty() {
+                values
+            } else {
+                rounded.clear();
+                rounded.extend(values.iter().enumerate().map(|(c, &v)| {
+                    round_mantissa(v, self.precision.get(c).copied().unwrap_or(52))
+                }));
+                &rounded[..]
+            };
         let h = &mut ing.head[i];
         h.ts.push(t);
         h.vals.extend_from_slice(values);
@@ -425,6 +461,7 @@ impl Store {
         if !feed_rollups(ing, s, t, values) {
             self.counters.late.fetch_add(1, Ordering::Relaxed);
         }
+        ing.scratch = rounded;
         self.counters.rows.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -22,6 +22,9 @@ pub struct StoreConfig {
     pub seal_interval: Duration,
     /// How long after a rollup bucket ends rows for it are still awaited before it is closed.
     pub rollup_grace: Duration,
+    /// Mantissa bits kept of the named columns' values (the rest are stored exactly): noise
+    /// below a reading's meaningful precision costs disk and says nothing.
+    pub precision_bits: Vec<(String, u32)>,
 }
 
 impl StoreConfig {
@@ -34,6 +37,7 @@ impl StoreConfig {
             retention: Retention::default(),
             seal_interval: Duration::from_secs(60),
             rollup_grace: Duration::from_secs(30),
+            precision_bits: Vec::new(),
         }
     }
 }
