@@ -4,7 +4,17 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { h } from "./dom";
-import { INTEGER_INCRS, align, axisLabels, rangeMs, type Points, type Unit } from "./series";
+import * as f from "./format";
+import {
+  HASH_UNITS,
+  INTEGER_INCRS,
+  POWER_UNITS,
+  align,
+  axisLabels,
+  rangeMs,
+  type Points,
+  type Unit,
+} from "./series";
 import { cssVar, onTheme } from "./theme";
 
 export { HASH_UNITS, POWER_UNITS, closedBuckets, type Points } from "./series";
@@ -155,4 +165,27 @@ export class TimeChart {
     this.plot?.destroy();
     this.plot = null;
   }
+}
+
+/** The hashrate chart with its expected (nominal) line, as the overview and device pages show it. */
+export function hashrateChart(): TimeChart {
+  return new TimeChart({
+    title: "Hashrate",
+    series: [
+      { label: "Hashrate", colorVar: "--c-hash", fill: true },
+      { label: "Expected", colorVar: "--c-expected", dashed: true },
+    ],
+    fmt: f.hashrate,
+    units: HASH_UNITS,
+  });
+}
+
+/** The power chart, as the overview and device pages show it. */
+export function powerChart(): TimeChart {
+  return new TimeChart({
+    title: "Power",
+    series: [{ label: "Power", colorVar: "--c-power", fill: true }],
+    fmt: f.power,
+    units: POWER_UNITS,
+  });
 }

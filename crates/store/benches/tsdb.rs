@@ -71,6 +71,17 @@ impl Rng {
     }
 }
 
+/// Creates a series for each of `devices` miners, in its site, container, rack and model groups.
+fn register(store: &Store, devices: usize) -> Vec<SeriesId> {
+    (0..devices)
+        .map(|d| {
+            let id = store.series(&format!("miner-{d:06}")).expect("series");
+            store.set_groups(id, &groups_for(d)).expect("groups");
+            id
+        })
+        .collect()
+}
+
 /// One simulated miner: a true hashrate that wanders around nominal, a 5-second reading with
 /// measurement noise (2 decimals in GH/s, as stock firmware prints it), power following the
 /// true hashrate, temperatures drifting with a daily ambient cycle (whole degrees), fans in
@@ -237,13 +248,7 @@ fn fleet_day(devices: usize) {
     // As the node configures its store: measured hashrates keep 12 mantissa bits.
     config.precision_bits = vec![("hashrate_ths".into(), 12), ("hashrate_avg_ths".into(), 12)];
     let store = Store::open(config).expect("open store");
-    let ids: Vec<SeriesId> = (0..devices)
-        .map(|d| {
-            let id = store.series(&format!("miner-{d:06}")).expect("series");
-            store.set_groups(id, &groups_for(d)).expect("groups");
-            id
-        })
-        .collect();
+    let ids = register(&store, devices);
     let mut miners: Vec<Miner> = (0..devices).map(Miner::new).collect();
     let step_ms = 10_000;
     let polls = DAY_MS / step_ms;
@@ -359,13 +364,7 @@ fn node_query(devices: usize) {
     // fewer seals keep the fill inside bench time.
     config.seal_interval = Duration::from_secs(600);
     let store = Store::open(config).expect("open store");
-    let ids: Vec<SeriesId> = (0..devices)
-        .map(|d| {
-            let id = store.series(&format!("miner-{d:06}")).expect("series");
-            store.set_groups(id, &groups_for(d)).expect("groups");
-            id
-        })
-        .collect();
+    let ids = register(&store, devices);
     let nominal: Vec<[f64; 1]> = (0..devices).map(|d| [MODELS[d % MODELS.len()].2]).collect();
     let s = Instant::now();
     let c = thread_cpu();

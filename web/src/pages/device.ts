@@ -3,7 +3,7 @@
 // buttons that ask for confirmation and show the read-back outcome.
 
 import * as api from "../api";
-import { HASH_UNITS, POWER_UNITS, TimeChart, type Points } from "../charts";
+import { TimeChart, hashrateChart, powerChart, type Points } from "../charts";
 import { h, replace } from "../dom";
 import * as f from "../format";
 import * as live from "../live";
@@ -169,21 +169,8 @@ export function devicePage(id: string, me: Me | null): Page {
   const body = h("div", { class: "detail-grid" });
 
   const charts = {
-    hashrate: new TimeChart({
-      title: "Hashrate",
-      series: [
-        { label: "Hashrate", colorVar: "--c-hash", fill: true },
-        { label: "Expected", colorVar: "--c-expected", dashed: true },
-      ],
-      fmt: f.hashrate,
-      units: HASH_UNITS,
-    }),
-    power: new TimeChart({
-      title: "Power",
-      series: [{ label: "Power", colorVar: "--c-power", fill: true }],
-      fmt: f.power,
-      units: POWER_UNITS,
-    }),
+    hashrate: hashrateChart(),
+    power: powerChart(),
     temp: new TimeChart({
       title: "Temperature",
       series: [

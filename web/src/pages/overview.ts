@@ -3,7 +3,7 @@
 // Tiles follow the live summary frames; charts and the breakdown refresh every minute.
 
 import * as api from "../api";
-import { HASH_UNITS, POWER_UNITS, TimeChart, closedBuckets, type Points } from "../charts";
+import { TimeChart, closedBuckets, hashrateChart, powerChart, type Points } from "../charts";
 import { h, replace, setText } from "../dom";
 import * as f from "../format";
 import * as live from "../live";
@@ -75,21 +75,8 @@ export function overviewPage(): Page {
   const error = h("p", { class: "banner error", hidden: true, role: "alert" });
 
   const charts = {
-    hashrate: new TimeChart({
-      title: "Hashrate",
-      series: [
-        { label: "Hashrate", colorVar: "--c-hash", fill: true },
-        { label: "Expected", colorVar: "--c-expected", dashed: true },
-      ],
-      fmt: f.hashrate,
-      units: HASH_UNITS,
-    }),
-    power: new TimeChart({
-      title: "Power",
-      series: [{ label: "Power", colorVar: "--c-power", fill: true }],
-      fmt: f.power,
-      units: POWER_UNITS,
-    }),
+    hashrate: hashrateChart(),
+    power: powerChart(),
     efficiency: new TimeChart({
       title: "Efficiency",
       series: [{ label: "J/TH", colorVar: "--c-eff" }],
