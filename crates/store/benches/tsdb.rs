@@ -355,6 +355,35 @@ fn fleet_day(devices: usize) {
         pts.len(),
         med.as_secs_f64() * 1e3
     );
+    drop(store);
+    let (payload, pieces, files) = l1_payload(&dir.path().join("chunks"));
+    println!(
+        "  (raw chunk files: {files} holding {:.3} B/sample of chunk sections in {pieces} pieces; the files are {:.3} B/sample)",
+        payload as f64 / samples,
+        st.chunk_bytes as f64 / samples,
+    );
+}
+
+/// Bytes of chunk sections stored in the L1 tables of the redb files under `dir`, the number
+/// of pieces they are stored in, and the number of files (to tell payload from file overhead).
+fn l1_payload(dir: &std::path::Path) -> (u64, u64, usize) {
+    use redb::{ReadableDatabase, ReadableTable};
+    let l1: redb::TableDefinition<(i64, u32, u16, u16), &[u8]> = redb::TableDefinition::new("l1");
+    let mut total = 0u64;
+    let mut pieces = 0u64;
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).expect("chunks dir").flatten() {
+        let db = redb::Database::open(entry.path()).expect("open chunk file");
+        let txn = db.begin_read().expect("read");
+        let t = txn.open_table(l1).expect("l1 table");
+        for e in t.iter().expect("iter") {
+            let (_, v) = e.expect("entry");
+            total += v.value().len() as u64;
+            pieces += 1;
+        }
+        files += 1;
+    }
+    (total, pieces, files)
 }
 
 fn node_query(devices: usize) {

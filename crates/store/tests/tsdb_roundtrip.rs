@@ -439,3 +439,63 @@ fn columns_with_a_precision_are_stored_rounded_and_replayed_alike() {
     let err = Store::open(config).err().expect("zero bits refused");
     assert!(err.to_string().contains("1 to 52"), "{err}");
 }
+
+#[test]
+fn a_finished_day_file_is_closed_and_its_unused_space_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir.path().join("chunks/2025-10-09.redb");
+    let store = open(dir.path(), &["hashrate_ths", "power_w"]);
+    let ids: Vec<SeriesId> = (0..200)
+        .map(|i| store.series(&format!("dev-{i}")).unwrap())
+        .collect();
+    let per_hour = 360;
+    for h in 0..24 {
+        fill(&store, &ids, T0 + h * HOUR, per_hour);
+        // Maintenance as the node runs it, a while after the hour.
+        let now = T0 + (h + 1) * HOUR + 61_000;
+        store.tick(now).unwrap();
+        store.seal().unwrap();
+        store.compact_all(now).unwrap();
+        if (2..23).contains(&h) {
+            // The day is still being written: the store holds its file.
+            assert!(
+                redb::Database::open(&day).is_err(),
+                "hour {h}: the day file should be open in the store"
+            );
+        }
+    }
+    // The last hour's rollups close a while after it; then the day is finished.
+    let now = T0 + DAY + 2 * HOUR;
+    store.tick(now).unwrap();
+    store.seal().unwrap();
+    store.compact_all(now).unwrap();
+    let closed_len = std::fs::metadata(&day).unwrap().len();
+    let payload: usize = {
+        use redb::{ReadableDatabase, ReadableTable};
+        let db = redb::Database::open(&day).expect("the store closed the finished day's file");
+        let txn = db.begin_read().unwrap();
+        let l1: redb::TableDefinition<(i64, u32, u16, u16), &[u8]> =
+            redb::TableDefinition::new("l1");
+        let t = txn.open_table(l1).unwrap();
+        t.iter().unwrap().map(|e| e.unwrap().1.value().len()).sum()
+    };
+    // An open file that was written to carries up to half its size of unused space.
+    assert!(
+        (closed_len as usize) < payload * 5 / 4 + (64 << 10),
+        "closed {closed_len} B for {payload} B of chunks"
+    );
+    // Queries reopen it, and find every row.
+    for s in [ids[0], ids[199]] {
+        for (c, col) in ["hashrate_ths", "power_w"].iter().enumerate() {
+            let pts = store
+                .query_series(s, col, T0, T0 + DAY, Resolution::Raw)
+                .unwrap();
+            let want = (0..24)
+                .flat_map(|_| 0..per_hour)
+                .filter(|&i| !value(s.0, i, c).is_nan())
+                .count();
+            assert_eq!(pts.len(), want, "series {} column {col}", s.0);
+        }
+    }
+    assert_eq!(store.stats().corrupt_chunks_skipped, 0);
+}

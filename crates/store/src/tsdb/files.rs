@@ -183,6 +183,18 @@ impl FileCache {
         }
     }
 
+    /// Closes the file at `path` unless a query is using it; true if it is closed now.
+    pub fn close_if_unused(&self, path: &Path) -> bool {
+        let mut open = self.lock();
+        match open.get(path) {
+            Some(db) if Arc::strong_count(db) > 1 => false,
+            _ => {
+                open.remove(path);
+                true
+            }
+        }
+    }
+
     /// Closes files of finished periods that nobody is using, keeping at most `keep` open.
     pub fn trim(&self, keep: usize) {
         let mut open = self.lock();

@@ -174,6 +174,7 @@ impl Store {
             width: ncols,
             retention_ms: ms(r.raw),
             pending: Default::default(),
+            written: Default::default(),
         };
         let roll_spec = [
             (FileSpan::Day, 3_600_000, r.min1),
@@ -189,6 +190,7 @@ impl Store {
             width: ncols * STATS,
             retention_ms: ms(roll_spec[i].2),
             pending: Default::default(),
+            written: Default::default(),
         });
         let shared = Shared {
             state,
@@ -715,6 +717,10 @@ impl Store {
                     .fetch_add(dropped as u64, Ordering::Relaxed);
             }
             budget -= written.max(1) as i64;
+        }
+        self.raw.close_finished(&self.shared, raw_limit);
+        for (i, t) in self.roll.iter().enumerate() {
+            t.close_finished(&self.shared, wm[i]);
         }
         Ok(())
     }
