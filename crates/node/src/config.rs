@@ -166,7 +166,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             flush_interval_ms: 1000,
-            seal_interval_s: 20,
+            seal_interval_s: 10,
             retention_raw_days: 14,
             retention_1m_days: 30,
             retention_5m_days: 365,

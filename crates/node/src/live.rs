@@ -6,9 +6,23 @@
 
 use hashmesh_core::{DeviceId, DeviceKind, Location, MeterSnapshot, MinerSnapshot, MinerStatus};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
+
+/// One shared copy of a string that many devices carry (vendor, model, firmware, family): a
+/// site has a few dozen distinct values across 100,000 devices.
+pub fn intern(s: &str) -> Arc<str> {
+    static TABLE: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    let mut t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = t.get_or_insert_with(HashSet::new);
+    if let Some(v) = t.get(s) {
+        return v.clone();
+    }
+    let v: Arc<str> = Arc::from(s);
+    t.insert(v.clone());
+    v
+}
 
 /// What a device is and where it stands (from the inventory).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -21,13 +35,17 @@ pub struct DeviceInfo {
     /// Kind of equipment.
     pub kind: DeviceKind,
     /// Driver family, or meter register map.
-    pub family: String,
+    #[schema(value_type = String)]
+    pub family: Arc<str>,
     /// Hardware maker.
-    pub vendor: String,
+    #[schema(value_type = String)]
+    pub vendor: Arc<str>,
     /// Hardware model.
-    pub model: String,
+    #[schema(value_type = String)]
+    pub model: Arc<str>,
     /// Firmware and build.
-    pub firmware: String,
+    #[schema(value_type = String)]
+    pub firmware: Arc<str>,
     /// MAC address.
     pub mac: Option<String>,
     /// Serial number.

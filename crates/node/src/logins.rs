@@ -110,7 +110,7 @@ mod tests {
             family: "antminer".into(),
             vendor: "Bitmain".into(),
             model: "Antminer S19 Pro".into(),
-            firmware: String::new(),
+            firmware: "".into(),
             mac: Some("02:00:00:00:00:07".into()),
             serial: None,
             unit_id: None,

@@ -357,7 +357,7 @@ pub fn devices(node: &NodeInner) -> Vec<Family> {
         let labels = vec![
             ("device", info.id.0.clone()),
             ("ip", info.ip.to_string()),
-            ("model", info.model.clone()),
+            ("model", info.model.to_string()),
             ("site", l.site.clone().unwrap_or_default()),
             ("container", l.container.clone().unwrap_or_default()),
             ("rack", l.rack.clone().unwrap_or_default()),

@@ -585,7 +585,7 @@ async fn read(ctx: &Ctx, info: &DeviceInfo) -> Result<Reading, DriverError> {
     let ports = ctx.config.ports;
     match info.kind {
         DeviceKind::PowerMeter => {
-            let model = match info.family.as_str() {
+            let model = match &*info.family {
                 "abb_b2x" => MeterModel::AbbB2x,
                 "schneider_pm5xxx" => MeterModel::SchneiderPm5xxx,
                 other => {

@@ -67,8 +67,8 @@ pub fn group_keys(info: &DeviceInfo) -> Vec<GroupKey> {
         }
     }
     if !meters {
-        g.push(key("model", vec![("model", info.model.clone())]));
-        g.push(key("vendor", vec![("vendor", info.vendor.clone())]));
+        g.push(key("model", vec![("model", info.model.to_string())]));
+        g.push(key("vendor", vec![("vendor", info.vendor.to_string())]));
     }
     g
 }

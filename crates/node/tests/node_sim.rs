@@ -155,7 +155,7 @@ async fn discovers_polls_stores_and_exports_a_mixed_fleet() {
         .iter()
         .filter(|d| {
             matches!(
-                d.info().family.as_str(),
+                &*d.info().family,
                 "antminer" | "avalon" | "braiins" | "luxos" | "cgminer" | "bfgminer"
             )
         })

@@ -54,7 +54,7 @@ impl Row {
                 let text = [
                     Some(info.id.0.as_str()),
                     Some(ip.as_str()),
-                    Some(info.model.as_str()),
+                    Some(&*info.model),
                     info.serial.as_deref(),
                     info.mac.as_deref(),
                 ]
@@ -191,10 +191,14 @@ pub struct RowJson {
     id: String,
     ip: String,
     kind: &'static str,
-    family: String,
-    vendor: String,
-    model: String,
-    firmware: String,
+    #[schema(value_type = String)]
+    family: Arc<str>,
+    #[schema(value_type = String)]
+    vendor: Arc<str>,
+    #[schema(value_type = String)]
+    model: Arc<str>,
+    #[schema(value_type = String)]
+    firmware: Arc<str>,
     status: &'static str,
     hashrate_ths: Option<f64>,
     expected_hashrate_ths: Option<f64>,
@@ -613,9 +617,12 @@ pub async fn list(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Facets {
     statuses: Vec<&'static str>,
-    vendors: BTreeSet<String>,
-    models: BTreeSet<String>,
-    families: BTreeSet<String>,
+    #[schema(value_type = Vec<String>)]
+    vendors: BTreeSet<Arc<str>>,
+    #[schema(value_type = Vec<String>)]
+    models: BTreeSet<Arc<str>>,
+    #[schema(value_type = Vec<String>)]
+    families: BTreeSet<Arc<str>>,
     sites: BTreeSet<String>,
     containers: BTreeSet<String>,
     racks: BTreeSet<String>,
@@ -837,7 +844,7 @@ mod tests {
                 family: "antminer".into(),
                 vendor: "Bitmain".into(),
                 model: "Antminer S19 Pro".into(),
-                firmware: String::new(),
+                firmware: "".into(),
                 mac: None,
                 serial: None,
                 unit_id: None,

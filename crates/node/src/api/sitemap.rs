@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 pub struct Cell {
     id: String,
     ip: String,
-    model: String,
+    #[schema(value_type = String)]
+    model: std::sync::Arc<str>,
     shelf: u16,
     slot: u16,
     status: &'static str,

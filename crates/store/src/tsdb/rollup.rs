@@ -107,7 +107,10 @@ pub struct Level {
     ncols: usize,
     dev_bucket: Vec<i64>,
     dev_sum: Vec<f64>,
-    dev_count: Vec<u32>,
+    /// Values per device and column in its bucket. u16 keeps three levels of accumulators
+    /// for 100,000 devices 13 MB smaller; a device that sends more than 65,535 rows in one
+    /// bucket (18 a second for an hour) gets the mean of its first 65,535 there.
+    dev_count: Vec<u16>,
     dev_in_bucket: BTreeMap<i64, u32>,
     open: BTreeMap<i64, Vec<Cell>>,
 }
@@ -133,9 +136,19 @@ impl Level {
 
     fn ensure(&mut self, series: usize) {
         if self.dev_bucket.len() <= series {
-            let n = (series + 1).max(self.dev_bucket.len() * 2);
+            // Grow by an eighth, in whole 1,024s: doubling left up to half of three levels'
+            // accumulators unused (31 % of them at 100,000 devices).
+            let n = (series + 1)
+                .max(self.dev_bucket.len() + self.dev_bucket.len() / 8)
+                .next_multiple_of(1024);
+            // `resize` alone would double the capacity again.
+            self.dev_bucket.reserve_exact(n - self.dev_bucket.len());
             self.dev_bucket.resize(n, NONE);
+            self.dev_sum
+                .reserve_exact(n * self.ncols - self.dev_sum.len());
             self.dev_sum.resize(n * self.ncols, 0.0);
+            self.dev_count
+                .reserve_exact(n * self.ncols - self.dev_count.len());
             self.dev_count.resize(n * self.ncols, 0);
         }
     }
@@ -163,7 +176,7 @@ impl Level {
         let sums = &mut self.dev_sum[base..base + self.ncols];
         let counts = &mut self.dev_count[base..base + self.ncols];
         for ((v, sum), count) in values.iter().zip(sums.iter_mut()).zip(counts.iter_mut()) {
-            if !v.is_nan() {
+            if !v.is_nan() && *count < u16::MAX {
                 *sum += v;
                 *count += 1;
             }

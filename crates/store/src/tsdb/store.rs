@@ -35,8 +35,11 @@ const ROLL_NAMES: [&str; 3] = ["min1", "min5", "hour1"];
 const HEAD_MAX_ROWS: usize = 2_000_000;
 /// Rows compacted per `tick` at most (one L0 block more is always allowed).
 const COMPACT_ROWS_PER_TICK: usize = 400_000;
-/// redb page cache of each chunk or rollup file.
-const FILE_CACHE_BYTES: usize = 32 << 20;
+/// redb page cache of each chunk or rollup file. Chunks are read once per query and their
+/// sections are large; a bigger cache only held pages nobody read again.
+const FILE_CACHE_BYTES: usize = 8 << 20;
+/// redb page cache of the state file (registry, L0 chunks read once by compaction).
+const STATE_CACHE_BYTES: usize = 16 << 20;
 /// Open chunk and rollup files kept beyond those in use.
 const FILES_KEPT_OPEN: usize = 16;
 
@@ -154,7 +157,7 @@ impl Store {
         }
         let state_path = dir.join("state.redb");
         let state = Database::builder()
-            .set_cache_size(64 << 20)
+            .set_cache_size(STATE_CACHE_BYTES)
             .create(&state_path)
             .map_err(StoreError::db(&state_path))?;
         let ncols = config.columns.len();
