@@ -499,3 +499,32 @@ fn a_finished_day_file_is_closed_and_its_unused_space_given_back() {
     }
     assert_eq!(store.stats().corrupt_chunks_skipped, 0);
 }
+
+#[test]
+fn a_store_without_latest_rows_still_keeps_and_replays_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = StoreConfig::new(dir.path(), columns(&["hashrate_ths", "power_w"]));
+        c.keep_latest = false;
+        c
+    };
+    let ids: Vec<SeriesId>;
+    {
+        let store = Store::open(config()).unwrap();
+        ids = (0..20)
+            .map(|i| store.series(&format!("dev-{i}")).unwrap())
+            .collect();
+        fill(&store, &ids, T0, 30);
+        assert_eq!(store.latest(ids[0]), None);
+        check(&store, &ids, T0, 30);
+        store.flush().unwrap();
+    }
+    // Reopened from the WAL alone.
+    let store = Store::open(config()).unwrap();
+    assert_eq!(store.latest(ids[3]), None);
+    check(&store, &ids, T0, 30);
+    drop(store);
+    // The same files opened with latest rows kept: the replayed rows fill them.
+    let store = open(dir.path(), &["hashrate_ths", "power_w"]);
+    assert_eq!(store.latest(ids[3]).unwrap().0, T0 + 29 * 10_000);
+}

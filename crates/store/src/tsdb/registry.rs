@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// The in-memory registry; persisted to the state file at each seal and logged in the WAL.
 #[derive(Debug, Default)]
 pub struct Registry {
-    keys: Vec<String>,
+    /// Series ids are dense (0, 1, 2, ...), so this map also counts them.
     by_key: HashMap<String, u32>,
     groups: Vec<String>,
     by_group: HashMap<String, u32>,
@@ -32,7 +32,7 @@ pub struct Dirty {
 impl Registry {
     /// Number of series.
     pub fn series_count(&self) -> usize {
-        self.keys.len()
+        self.by_key.len()
     }
 
     /// Number of groups.
@@ -55,10 +55,9 @@ impl Registry {
         if let Some(&have) = self.by_key.get(key) {
             return have == id;
         }
-        if id as usize != self.keys.len() {
+        if id as usize != self.by_key.len() {
             return false;
         }
-        self.keys.push(key.to_string());
         self.by_key.insert(key.to_string(), id);
         self.membership.push(Vec::new());
         true
@@ -66,7 +65,7 @@ impl Registry {
 
     /// Hands out the next series id for a new key.
     pub fn new_series(&mut self, key: &str) -> u32 {
-        let id = self.keys.len() as u32;
+        let id = self.by_key.len() as u32;
         self.add_series(id, key);
         self.dirty.series.push((id, key.to_string()));
         id

@@ -256,6 +256,7 @@ impl Store {
         {
             let mut ing = lock(&store.ingest);
             let ing = &mut *ing;
+            let keep_latest = store.config.keep_latest;
             store.raw.for_each_l0(&store.shared, |_, data| {
                 let mut at = 0usize;
                 let mut row = vec![f64::NAN; ncols];
@@ -265,7 +266,9 @@ impl Store {
                             *v = data.columns.get(c).map_or(f64::NAN, |col| col[i]);
                         }
                         feed_rollups(ing, id, data.ts[i], &row);
-                        set_latest(&mut ing.latest, id, data.ts[i], &row);
+                        if keep_latest {
+                            set_latest(&mut ing.latest, id, data.ts[i], &row);
+                        }
                     }
                     at += n as usize;
                 }
@@ -462,7 +465,9 @@ impl Store {
         h.ts.push(t);
         h.vals.extend_from_slice(values);
         ing.head_rows += 1;
-        set_latest(&mut ing.latest, s, t, values);
+        if self.config.keep_latest {
+            set_latest(&mut ing.latest, s, t, values);
+        }
         if !feed_rollups(ing, s, t, values) {
             self.counters.late.fetch_add(1, Ordering::Relaxed);
         }
@@ -925,7 +930,8 @@ impl Store {
     }
 
     /// The newest row of a series: time and values (from rows seen since open, including
-    /// those replayed at open).
+    /// those replayed at open); always `None` when the store was opened with
+    /// [`StoreConfig::keep_latest`] off.
     pub fn latest(&self, series: SeriesId) -> Option<(i64, Vec<f64>)> {
         let ing = lock(&self.ingest);
         ing.latest

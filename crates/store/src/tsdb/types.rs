@@ -25,6 +25,10 @@ pub struct StoreConfig {
     /// Mantissa bits kept of the named columns' values (the rest are stored exactly): noise
     /// below a reading's meaningful precision costs disk and says nothing.
     pub precision_bits: Vec<(String, u32)>,
+    /// Keep each series' newest row in memory for [`Store::latest`](super::Store::latest)
+    /// (a row of `columns × 8 bytes` per series). An application that holds the latest
+    /// readings itself turns it off.
+    pub keep_latest: bool,
 }
 
 impl StoreConfig {
@@ -38,6 +42,7 @@ impl StoreConfig {
             seal_interval: Duration::from_secs(60),
             rollup_grace: Duration::from_secs(30),
             precision_bits: Vec::new(),
+            keep_latest: true,
         }
     }
 }
