@@ -38,6 +38,9 @@ enum Commands {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Commands::Node(_) | Commands::Demo(_)) {
+        hashmesh_node::node::use_one_malloc_arena();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HASHMESH_LOG")
