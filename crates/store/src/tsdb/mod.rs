@@ -26,7 +26,9 @@
 //!   rollups/hour1/YYYY.redb         1-hour rollups, one L1 chunk per day
 //! ```
 //! A rollup row holds, per column, the sum, count, minimum and maximum of the member devices'
-//! bucket means. Retention deletes whole files once they end more than the retention ago.
+//! bucket means. Retention deletes whole files once they end more than the retention ago. A
+//! period file is closed once its last period is compacted: redb returns the unused tail of a
+//! file it grew only on close (about 45 % of a finished day of raw rows).
 //!
 //! # Durability
 //!
