@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod device;
+pub mod intern;
 pub mod meter;
 pub mod snapshot;
 
@@ -13,6 +14,7 @@ pub use command::{Command, CommandOutcome, CommandResult, PoolConfig, PowerMode}
 pub use device::{
     DeviceId, DeviceIdentity, DeviceKind, Firmware, FirmwareKind, Location, Model, Vendor,
 };
+pub use intern::intern;
 pub use meter::{MeterIdentity, MeterSnapshot};
 pub use snapshot::{
     BoardSnapshot, MinerSnapshot, MinerStatus, PoolSnapshot, PoolStatus, PowerSource, VendorError,

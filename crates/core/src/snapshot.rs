@@ -100,8 +100,9 @@ pub enum PoolStatus {
 pub struct PoolSnapshot {
     /// Pool position in the miner's list (0 = first priority).
     pub index: u32,
-    /// Stratum URL.
-    pub url: String,
+    /// Stratum URL (one shared copy per distinct URL: see [`crate::intern`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub url: std::sync::Arc<str>,
     /// Worker name.
     pub user: String,
     /// Connection state.

@@ -64,7 +64,7 @@ pub fn check(command: &Command, before: Option<&MinerSnapshot>, after: &MinerSna
             let have: Vec<(&str, &str)> = after
                 .pools
                 .iter()
-                .map(|p| (p.url.as_str(), p.user.as_str()))
+                .map(|p| (&*p.url, p.user.as_str()))
                 .collect();
             if have.len() >= want.len() && have[..want.len()] == want[..] {
                 Verdict::Confirmed(format!("pools now {}", list_urls(after)))
@@ -105,7 +105,7 @@ pub fn check(command: &Command, before: Option<&MinerSnapshot>, after: &MinerSna
 }
 
 fn list_urls(s: &MinerSnapshot) -> String {
-    let urls: Vec<&str> = s.pools.iter().map(|p| p.url.as_str()).collect();
+    let urls: Vec<&str> = s.pools.iter().map(|p| &*p.url).collect();
     format!("[{}]", urls.join(", "))
 }
 

@@ -164,7 +164,7 @@ async fn pools_take_exactly_three_slots() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(snap.pools.len(), 2);
-    assert_eq!(snap.pools[0].url, "stratum+tcp://new.example:3333");
+    assert_eq!(&*snap.pools[0].url, "stratum+tcp://new.example:3333");
     let four = vec![pool("a"), pool("b"), pool("c"), pool("d")];
     let out = driver
         .execute(&r.target, &Command::SetPools { pools: four }, &policy())

@@ -140,7 +140,12 @@ async fn commands_are_confirmed_by_read_back() {
         },
     )
     .await;
-    let now: Vec<String> = dev.truth().pools.iter().map(|p| p.url.clone()).collect();
+    let now: Vec<String> = dev
+        .truth()
+        .pools
+        .iter()
+        .map(|p| p.url.to_string())
+        .collect();
     assert_eq!(now, pools.iter().map(|p| p.url.clone()).collect::<Vec<_>>());
     // A restart is confirmed by uptime falling, so give the device some uptime first.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -173,8 +173,11 @@ async fn pools_apply_after_the_restart() {
     // The write restarted the device, so the miner now hashes on the new pool.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let snap = driver.poll(&target).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(snap.pools[0].url, "stratum+tcp://public-pool.example:21496");
-    assert_eq!(snap.pools[1].url, "stratum+tcp://backup.example:3333");
+    assert_eq!(
+        &*snap.pools[0].url,
+        "stratum+tcp://public-pool.example:21496"
+    );
+    assert_eq!(&*snap.pools[1].url, "stratum+tcp://backup.example:3333");
     assert!(snap.uptime_s < before.uptime_s, "no restart: {snap:?}");
     let running = dev.update(|st| st.pools.first().map(|p| p.url.clone()));
     assert_eq!(

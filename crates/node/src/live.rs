@@ -6,29 +6,11 @@
 
 use hashmesh_core::{DeviceId, DeviceKind, Location, MeterSnapshot, MinerSnapshot, MinerStatus};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-/// One shared copy of a string that many devices carry (vendor, model, firmware, family): a
-/// site has a few dozen distinct values across 100,000 devices. The values come from devices,
-/// so the table stops growing at [`INTERN_MAX`] entries; later strings get a copy of their own.
-pub fn intern(s: &str) -> Arc<str> {
-    static TABLE: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
-    let mut t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-    let t = t.get_or_insert_with(HashSet::new);
-    if let Some(v) = t.get(s) {
-        return v.clone();
-    }
-    let v: Arc<str> = Arc::from(s);
-    if t.len() < INTERN_MAX {
-        t.insert(v.clone());
-    }
-    v
-}
-
-/// Most distinct strings [`intern`] shares.
-pub const INTERN_MAX: usize = 4096;
+pub use hashmesh_core::intern;
 
 /// What a device is and where it stands (from the inventory).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -303,26 +285,5 @@ impl LiveState {
     /// Whether there are no devices.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn equal_strings_share_one_copy_and_the_table_is_bounded() {
-        let a = intern("Antminer S19 Pro");
-        let b = intern(&String::from("Antminer S19 Pro"));
-        assert!(Arc::ptr_eq(&a, &b));
-        // A device that reports a new model on every scan cannot grow the table past its cap.
-        for i in 0..INTERN_MAX + 10 {
-            intern(&format!("model-{i}"));
-        }
-        let x = intern("model-past-the-cap");
-        let y = intern("model-past-the-cap");
-        assert_eq!(x, y);
-        assert!(!Arc::ptr_eq(&x, &y));
-        assert!(Arc::ptr_eq(&a, &intern("Antminer S19 Pro")));
     }
 }

@@ -411,7 +411,7 @@ pub fn truth_of(
             let (accepted, rejected, stale) = p.shares(crate::model::POOL_DIFFICULTY);
             PoolSnapshot {
                 index: i as u32,
-                url: p.url.clone(),
+                url: hashmesh_core::intern(&p.url),
                 user: p.user.clone(),
                 status: match rpc::pool_status(p) {
                     "Alive" => PoolStatus::Alive,

@@ -273,7 +273,7 @@ async fn pools_change_for_real() {
     assert!(
         dev.truth()
             .active_pool()
-            .is_some_and(|p| p.url == "stratum+tcp://new.example:3333")
+            .is_some_and(|p| &*p.url == "stratum+tcp://new.example:3333")
     );
     // The active pool cannot be removed; another can, and the pools renumber.
     assert_eq!(status(&cmd(a, "removepool", Some("3")).await).1, 67);
@@ -575,7 +575,7 @@ async fn truth_matches_what_the_wire_says() {
             .as_array()
             .map(|p| p.iter().filter_map(|x| x["URL"].as_str()).collect())
             .unwrap_or_default();
-        let truth_urls: Vec<&str> = truth.pools.iter().map(|p| p.url.as_str()).collect();
+        let truth_urls: Vec<&str> = truth.pools.iter().map(|p| &*p.url).collect();
         assert_eq!(urls, truth_urls, "{family}");
         let accepted = pools["POOLS"][0]["Accepted"].as_u64().unwrap_or_default();
         assert!(

@@ -345,7 +345,7 @@ pub fn render(ip: IpAddr, family: &str, id: &DeviceIdentity, s: &MinerSnapshot) 
     for p in &s.pools {
         pools.row(vec![
             p.index.to_string(),
-            p.url.clone(),
+            p.url.to_string(),
             p.user.clone(),
             format!("{:?}", p.status).to_lowercase(),
             p.accepted.to_string(),

@@ -150,7 +150,7 @@ impl Driver for BitaxeDriver {
                 let have: Vec<(String, &str)> = after
                     .pools
                     .iter()
-                    .map(|p| (p.url.clone(), p.user.as_str()))
+                    .map(|p| (p.url.to_string(), p.user.as_str()))
                     .collect();
                 if have.len() >= want.len() && have[..want.len()] == want[..] {
                     Verdict::Confirmed(format!("pools now {:?}", have))

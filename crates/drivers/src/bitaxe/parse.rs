@@ -209,7 +209,7 @@ pub fn bitaxe_snapshot(raw: &[u8], time_unix_ms: i64) -> Result<MinerSnapshot, D
     if let Some(host) = i.stratum_url.non_empty() {
         s.pools.push(PoolSnapshot {
             index: 0,
-            url: pool_url(host, i.stratum_port.as_u32()),
+            url: hashmesh_core::intern(&pool_url(host, i.stratum_port.as_u32())),
             user: i.stratum_user.trimmed().to_owned(),
             // AxeOS does not report pool health; shares flowing to a pool show it alive.
             status: PoolStatus::Unknown,
@@ -222,7 +222,7 @@ pub fn bitaxe_snapshot(raw: &[u8], time_unix_ms: i64) -> Result<MinerSnapshot, D
     if let Some(host) = i.fallback_url.non_empty() {
         s.pools.push(PoolSnapshot {
             index: s.pools.len() as u32,
-            url: pool_url(host, i.fallback_port.as_u32()),
+            url: hashmesh_core::intern(&pool_url(host, i.fallback_port.as_u32())),
             user: i.fallback_user.trimmed().to_owned(),
             status: PoolStatus::Unknown,
             accepted: 0,

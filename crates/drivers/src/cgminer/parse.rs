@@ -357,7 +357,7 @@ pub fn pools_snapshot(entries: &[PoolEntry]) -> Vec<PoolSnapshot> {
         .enumerate()
         .map(|(i, p)| PoolSnapshot {
             index: i as u32,
-            url: p.url.trimmed().to_owned(),
+            url: hashmesh_core::intern(p.url.trimmed()),
             user: p.user.0.clone(),
             status: pool_status(p.status.trimmed()),
             accepted: p.accepted.as_u64().unwrap_or(0),
@@ -593,7 +593,10 @@ mod tests {
             mk(0.0, 1.0, "Alive", Some(false)),
             mk(1.0, 0.0, "Dead", Some(false)),
         ]);
-        assert_eq!(pools[0].url, "stratum+tcp://p1:3333", "sorted by priority");
+        assert_eq!(
+            &*pools[0].url, "stratum+tcp://p1:3333",
+            "sorted by priority"
+        );
         assert!(
             !pools[0].active && pools[1].active,
             "first alive by priority"

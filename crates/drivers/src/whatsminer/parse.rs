@@ -1113,7 +1113,7 @@ fn v3_pools(pools: &[V3Pool]) -> Vec<PoolSnapshot> {
         .enumerate()
         .map(|(i, p)| PoolSnapshot {
             index: i as u32,
-            url: p.url.trimmed().to_owned(),
+            url: hashmesh_core::intern(p.url.trimmed()),
             user: p.account.0.clone(),
             status: pool_status(p.status.trimmed()),
             accepted: 0,

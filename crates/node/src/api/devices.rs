@@ -85,13 +85,8 @@ impl Row {
             Some(Reading::Miner(s)) if status.is_online() => Some(s.as_ref()),
             _ => None,
         };
-        let active_pool = miner.and_then(|m| m.active_pool()).map(|p| {
-            // The same pool as last time keeps its text: no allocation per device per rebuild.
-            match prev.and_then(|r| r.active_pool.as_ref()) {
-                Some(old) if **old == *p.url => old.clone(),
-                _ => Arc::from(p.url.as_str()),
-            }
-        });
+        // Pool URLs are shared between snapshots: no allocation per device per rebuild.
+        let active_pool = miner.and_then(|m| m.active_pool()).map(|p| p.url.clone());
         Row {
             info,
             status,

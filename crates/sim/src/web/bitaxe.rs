@@ -295,7 +295,7 @@ fn truth_of(s: &Shared, g: &Inner, r: &Reading, now: u64) -> MinerSnapshot {
         .enumerate()
         .map(|(i, p)| PoolSnapshot {
             index: i as u32,
-            url: p.url(),
+            url: hashmesh_core::intern(&p.url()),
             user: p.user.clone(),
             status: if active == Some(i) && r.rate_5s_ghs > 0.0 {
                 PoolStatus::Alive

@@ -505,7 +505,7 @@ fn truth_of(s: &Shared, g: &Inner, r: &Reading, now: u64) -> MinerSnapshot {
                 };
                 PoolSnapshot {
                     index: i as u32,
-                    url: p.url.clone(),
+                    url: hashmesh_core::intern(&p.url),
                     user: p.user.clone(),
                     status: match crate::rpc::pool_status(p) {
                         "Alive" => PoolStatus::Alive,
