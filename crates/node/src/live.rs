@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use hashmesh_core::intern;
-
 /// What a device is and where it stands (from the inventory).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceInfo {

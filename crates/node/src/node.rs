@@ -145,10 +145,10 @@ pub fn info_from(r: &DeviceRecord) -> DeviceInfo {
         id: r.id.clone(),
         ip: r.ip,
         kind: r.kind,
-        family: crate::live::intern(&r.family),
-        vendor: crate::live::intern(&r.vendor),
-        model: crate::live::intern(&r.model),
-        firmware: crate::live::intern(&r.firmware),
+        family: hashmesh_core::intern(&r.family),
+        vendor: hashmesh_core::intern(&r.vendor),
+        model: hashmesh_core::intern(&r.model),
+        firmware: hashmesh_core::intern(&r.firmware),
         mac: r.mac.clone(),
         serial: r.serial.clone(),
         unit_id: r.unit_id,
@@ -347,11 +347,11 @@ fn open_store(config: &Config) -> Result<Store, NodeError> {
     );
     sc.flush_interval = Duration::from_millis(s.flush_interval_ms);
     sc.seal_interval = Duration::from_secs(s.seal_interval_s);
+    // Live state holds every device's latest reading; the store need not keep another copy.
+    sc.keep_latest = false;
     // Hashrate readings wander by a percent or more between polls; their last digits are
     // noise that costs ~1.7 bytes a row on disk. 12 mantissa bits keep them within 0.013 %
     // (±0.03 TH/s at 200 TH/s, ±0.0001 TH/s on a 1 TH/s Bitaxe).
-    // Live state holds every device's latest reading; the store need not keep another copy.
-    sc.keep_latest = false;
     sc.precision_bits = HASHRATE_COLUMNS
         .iter()
         .map(|c| ((*c).to_owned(), HASHRATE_PRECISION_BITS))

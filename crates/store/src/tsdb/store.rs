@@ -177,7 +177,7 @@ impl Store {
             width: ncols,
             retention_ms: ms(r.raw),
             pending: Default::default(),
-            written: Default::default(),
+            files_written: Default::default(),
         };
         let roll_spec = [
             (FileSpan::Day, 3_600_000, r.min1),
@@ -193,7 +193,7 @@ impl Store {
             width: ncols * STATS,
             retention_ms: ms(roll_spec[i].2),
             pending: Default::default(),
-            written: Default::default(),
+            files_written: Default::default(),
         });
         let shared = Shared {
             state,

@@ -187,7 +187,7 @@ pub struct Table {
     /// Periods with L0 chunks waiting for compaction, and their L0 blocks.
     pub pending: std::sync::Mutex<BTreeMap<i64, BTreeSet<u32>>>,
     /// Period files compaction wrote to since they were last closed (by file start).
-    pub written: std::sync::Mutex<BTreeSet<i64>>,
+    pub files_written: std::sync::Mutex<BTreeSet<i64>>,
 }
 
 /// Rows found for one id, with where they came from (for de-duplication).
@@ -231,6 +231,10 @@ impl Table {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, BTreeSet<u32>>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn files_written(&self) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
+        self.files_written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Finds the L0 chunks already in the state file (at open).
@@ -605,10 +609,7 @@ impl Table {
         if !l0.is_empty() && !expired {
             let path = self.file_for(p);
             let db = shared.files.get_or_create(&path)?;
-            self.written
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(file_start);
+            self.files_written().insert(file_start);
             let max_seq = l0.iter().map(|(s, _)| *s).max().unwrap_or(0);
             let mut l1_blocks: BTreeSet<u32> = BTreeSet::new();
             for (_, d) in &l0 {
@@ -697,8 +698,7 @@ impl Table {
     pub fn close_finished(&self, shared: &Shared, limit: i64) {
         let first_pending = self.pending().keys().next().copied().unwrap_or(i64::MAX);
         let done = limit.min(first_pending);
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.retain(|&start| {
+        self.files_written().retain(|&start| {
             self.span.end(start) > done || !shared.files.close_if_unused(&self.file_for(start))
         });
     }
