@@ -371,6 +371,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
         ">P50 ms",
         ">P99 ms",
         ">ERRORS",
+        ">SIM µs/POLL",
     ]);
     let meters = Arc::new(MeterDriver::new());
     for family in families {
@@ -451,12 +452,14 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
             errors,
             wall,
             cpu,
+            sim_cpu_s,
         } = run_polls(
             &targets,
             args.concurrency,
             Duration::from_secs(args.warmup_seconds),
             Duration::from_secs(args.seconds),
             args.threads,
+            sim.child.id(),
         )
         .await;
         let _ = sim.child.kill().await;
@@ -480,6 +483,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
         let cpu_us_per_poll = per_poll(cpu.total());
         let (user_us, system_us) = (per_poll(cpu.user), per_poll(cpu.system));
         let (p50, p99) = (pct(0.50), pct(0.99));
+        let sim_us_per_poll = per_poll(Duration::from_secs_f64(sim_cpu_s.max(0.0)));
         if args.json {
             println!(
                 "{}",
@@ -496,6 +500,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
                     "client_system_us_per_poll": system_us,
                     "p50_ms": p50,
                     "p99_ms": p99,
+                    "sim_cpu_us_per_poll": sim_us_per_poll,
                 })
             );
         } else {
@@ -509,6 +514,7 @@ async fn bench_poll(args: PollBench) -> anyhow::Result<()> {
                 format!("{p50:.2}"),
                 format!("{p99:.2}"),
                 errors.to_string(),
+                format!("{sim_us_per_poll:.1}"),
             ]);
         }
     }
@@ -643,6 +649,8 @@ struct PollRun {
     wall: Duration,
     /// This process's CPU time over the measured window.
     cpu: CpuTime,
+    /// The simulator's CPU seconds over the measured window (its processes together).
+    sim_cpu_s: f64,
 }
 
 /// Where a run of polls is: warming up (polls not counted), measuring, or stopping.
@@ -667,6 +675,7 @@ async fn run_polls(
     warmup: Duration,
     measure: Duration,
     threads: usize,
+    sim_pid: Option<u32>,
 ) -> PollRun {
     let next = Arc::new(AtomicUsize::new(0));
     let phase = Arc::new(AtomicU8::new(WARMING_UP));
@@ -728,12 +737,15 @@ async fn run_polls(
         }));
     }
     tokio::time::sleep(warmup).await;
+    let sim_cpu = || sim_pid.map_or(0.0, super::bench_node::family_cpu);
+    let sim_before = sim_cpu();
     let cpu_before = cpu_time();
     let started = Instant::now();
     phase.store(MEASURING, Ordering::Relaxed);
     tokio::time::sleep(measure).await;
     phase.store(STOPPING, Ordering::Relaxed);
     let cpu = cpu_time().since(cpu_before);
+    let sim_cpu_s = sim_cpu() - sim_before;
     let wall = started.elapsed();
     let joined = tokio::task::spawn_blocking(move || {
         let mut all = Vec::new();
@@ -753,6 +765,7 @@ async fn run_polls(
         errors,
         wall,
         cpu,
+        sim_cpu_s,
     }
 }
 

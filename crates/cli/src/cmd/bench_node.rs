@@ -32,6 +32,12 @@ pub struct NodeBenchArgs {
     /// Polls in flight at once in the node.
     #[arg(long, default_value_t = 1024)]
     pub concurrency: usize,
+    /// A node setting for the run, as `hashmesh node --set KEY=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Run the simulator at the node's CPU priority instead of below it.
+    #[arg(long)]
+    pub sim_equal_priority: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -76,7 +82,7 @@ fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
 }
 
 /// CPU seconds of a process and its direct children (the simulator's worker processes).
-fn family_cpu(pid: u32) -> f64 {
+pub(super) fn family_cpu(pid: u32) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -152,6 +158,11 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
     if let Some(m) = &args.mix {
         sim.args(["--mix", m]);
     }
+    // On a site the miners are machines of their own; here they share the node's two cores, so
+    // they run at a lower priority, as in `hashmesh demo`, and take what the node leaves.
+    if !args.sim_equal_priority {
+        super::yield_to_the_node(&mut sim);
+    }
     let mut sim = Kid(sim.spawn().context("starting hashmesh sim")?);
     super::wait_ready(&mut sim.0, "the simulator").await?;
     let text = std::fs::read_to_string(&manifest)?;
@@ -178,6 +189,7 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         .args(["--set", &format!("poll.concurrency={}", args.concurrency)])
         .args(["--set", "auth.anonymous_read=true"])
         .args(["--set", "discovery.interval_s=0"])
+        .args(args.settings.iter().flat_map(|kv| ["--set", kv.as_str()]))
         .env("HASHMESH_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

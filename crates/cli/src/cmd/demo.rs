@@ -102,15 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .kill_on_drop(true);
     // The farm stands in for machines that would not share the node's CPU: on a small host it
     // yields to the node and the dashboard rather than compete with them as an equal.
-    #[cfg(unix)]
-    // SAFETY: setpriority is async-signal-safe and only changes the child's own nice value
-    // (its worker processes inherit it).
-    unsafe {
-        sim.pre_exec(|| {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-            Ok(())
-        });
-    }
+    super::yield_to_the_node(&mut sim);
     let mut child = sim.spawn().context("starting hashmesh sim")?;
     super::wait_ready(&mut child, "the simulator").await?;
 

@@ -26,6 +26,21 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Starts a simulated farm at a lower CPU priority (nice 10) than the node beside it.
+///
+/// The farm stands in for machines of their own; on a shared host it yields to the node
+/// instead of competing with it as an equal. Its worker processes inherit the nice value.
+pub fn yield_to_the_node(sim: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    // SAFETY: setpriority is async-signal-safe and only changes the child's own nice value.
+    unsafe {
+        sim.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            Ok(())
+        });
+    }
+}
+
 /// Waits up to 10 minutes for a child (`hashmesh sim`, a bench server) to print its `ready`
 /// line on stdout.
 pub async fn wait_ready(child: &mut tokio::process::Child, what: &str) -> anyhow::Result<()> {
