@@ -376,7 +376,6 @@ fn ingest_loop(
 ) {
     let mut batch: Vec<IngestRow> = Vec::with_capacity(8192);
     let mut last_tick = Instant::now();
-    let mut last_trim = Instant::now();
     loop {
         // Drain on a fixed beat instead of waiting on the channel: a receiver parked on the
         // channel is woken by every row, a futex wake and a context switch per poll (~5 % of the
@@ -422,10 +421,6 @@ fn ingest_loop(
             if let Err(e) = store.tick(hashmesh_drivers::now_unix_ms()) {
                 tracing::error!("store housekeeping: {e}");
             }
-            if last_trim.elapsed() >= TRIM_EVERY {
-                last_trim = Instant::now();
-                give_back_free_memory();
-            }
         }
         if full {
             continue;
@@ -435,35 +430,6 @@ fn ingest_loop(
             return;
         }
         std::thread::sleep(INGEST_BEAT);
-    }
-}
-
-/// Makes the process's threads share one glibc heap; call before any thread starts. glibc
-/// gives each thread that contends for the heap an arena of its own, and freed blocks stay in
-/// the arena that made them: with the poller, ingest and API threads each holding tens of
-/// megabytes of free blocks, a node polling 100,000 devices used 13 % more memory (measured
-/// with `hashmesh bench node`: 4,157 B per device with one arena, 4,447 with two, ~4,800 with
-/// glibc's default). Small blocks still come from per-thread caches without the heap's lock.
-pub fn use_one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's tuning; called before other threads exist.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// How often the ingest thread hands freed heap pages back to the system.
-const TRIM_EVERY: Duration = Duration::from_secs(10);
-
-/// Returns free heap pages to the system. Every poll replaces a device's snapshot and every
-/// seal frees the head it wrote, so glibc's heaps hold tens of megabytes of free pages
-/// between their live blocks that it does not return on its own (only a heap's top is
-/// trimmed); `malloc_trim` releases them. About a millisecond per 100 MB of heap.
-fn give_back_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes the allocator's own locks and only releases free pages.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
