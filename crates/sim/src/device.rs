@@ -3,11 +3,6 @@
 //!
 //! Each device is one accept task; connections are tasks it owns, so dropping the
 //! [`RunningDevice`] stops them all, and a hanging connection never holds up another device.
-//!
-//! A connection whose request is already there when it is accepted, to a device with no
-//! connection fault, is answered at once in the accept task (see [`answer_at_once`]): a farm
-//! of 100,000 devices takes ten thousand connections a second, and the simulator shares the
-//! machine with the node it feeds, so its cost per connection counts.
 
 use crate::family::Family;
 use crate::faults::{Fault, FaultSet};
@@ -22,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -203,11 +197,11 @@ pub async fn spawn_device(
     let listener = if faults.has(Fault::Offline) {
         None
     } else {
-        Some(bind(addr)?)
+        Some(TcpListener::bind(addr).await?)
     };
     // With an ephemeral port and no listener yet, reserve a port so the address is stable.
     let local = match &listener {
-        Some(l) => l.get_ref().local_addr()?,
+        Some(l) => l.local_addr()?,
         None if addr.port() == 0 => TcpListener::bind(addr).await?.local_addr()?,
         None => addr,
     };
@@ -435,132 +429,7 @@ pub fn truth_of(
     s
 }
 
-/// A device's listener: a plain socket watched by the runtime, so a connection answered at
-/// once is never registered with it.
-type Listener = AsyncFd<std::net::TcpListener>;
-
-/// Binds a non-blocking listener at `addr` that reports a connection once its request is in.
-fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    defer_accept(&l);
-    // SAFETY: the listener owns its descriptor, keeps it open until it is dropped with the
-    // `AsyncFd`, and always reports that same descriptor.
-    Ok(unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }?)
-}
-
-/// Asks the kernel to hand over accepted connections only when their first bytes have come
-/// (`TCP_DEFER_ACCEPT`), so the request can be read at once. Clients cannot tell: cgminer
-/// never speaks first. Without it (other systems, or if refused) connections wait as usual.
-fn defer_accept(l: &std::net::TcpListener) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let seconds: libc::c_int = 1;
-        // SAFETY: the descriptor is the listener's own and stays open for the call; the
-        // option value is a c_int that outlives it, with its size passed.
-        unsafe {
-            libc::setsockopt(
-                l.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_DEFER_ACCEPT,
-                (&seconds as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = l;
-}
-
-/// Faults that change what happens on the connection itself rather than in the reply.
-fn shapes_the_connection(faults: FaultSet) -> bool {
-    [
-        Fault::Slow,
-        Fault::Hang,
-        Fault::Reset,
-        Fault::Garbage,
-        Fault::Truncated,
-        Fault::Oversized,
-    ]
-    .into_iter()
-    .any(|f| faults.has(f))
-}
-
-/// What is left of a connection after [`answer_at_once`].
-enum Rest {
-    /// Answered and closed.
-    Done,
-    /// Not answered: it goes the usual way, as a task.
-    Serve(TcpStream),
-    /// Answered in part: the socket's buffer was full; this much is still to write.
-    Finish(TcpStream, Vec<u8>, Effect),
-}
-
-/// Answers a newly accepted connection without the runtime when it can: the request is read
-/// with one non-blocking `recv` and the reply written with non-blocking `send`s, then the
-/// connection is closed; the same bytes, in the same order, as [`handle`] sends.
-fn answer_at_once(shared: &Shared, stream: std::net::TcpStream) -> Rest {
-    use std::io::{Read, Write};
-    if stream.set_nonblocking(true).is_err() {
-        return Rest::Done;
-    }
-    let to_task = |s: std::net::TcpStream| TcpStream::from_std(s).ok();
-    let faults = shared.faults();
-    if shapes_the_connection(faults) {
-        return to_task(stream).map_or(Rest::Done, Rest::Serve);
-    }
-    let mut buf = [0u8; MAX_REQUEST_BYTES];
-    let n = match (&stream).read(&mut buf) {
-        Ok(0) => return Rest::Done,
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            return to_task(stream).map_or(Rest::Done, Rest::Serve);
-        }
-        Err(_) => return Rest::Done,
-    };
-    shared.connections.fetch_add(1, Ordering::Relaxed);
-    let now = now_ms();
-    let (reply, effect) = {
-        let mut st = shared.state_now(now);
-        rpc::respond(&shared.cfg, shared.np, &mut st, faults, now, &buf[..n])
-    };
-    let mut sent = 0;
-    while sent < reply.len() {
-        match (&stream).write(&reply[sent..]) {
-            Ok(0) => return Rest::Done,
-            Ok(k) => sent += k,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return match to_task(stream) {
-                    Some(s) => Rest::Finish(s, reply[sent..].to_vec(), effect),
-                    None => Rest::Done,
-                };
-            }
-            Err(_) => return Rest::Done,
-        }
-    }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    apply(shared, effect);
-    Rest::Done
-}
-
-/// Writes the rest of a reply, closes the connection, then carries out the command's effect.
-async fn finish(shared: Arc<Shared>, mut stream: TcpStream, rest: Vec<u8>, effect: Effect) {
-    let _ = stream.write_all(&rest).await;
-    let _ = stream.shutdown().await;
-    apply(&shared, effect);
-}
-
-/// Carries out what a command asked of the device besides its reply.
-fn apply(shared: &Shared, effect: Effect) {
-    if let Effect::Down(d) = effect {
-        let now = now_ms();
-        shared.state_now(now).go_down(now, d);
-        shared.wake.notify_one();
-    }
-}
-
-async fn serve(shared: Arc<Shared>, addr: SocketAddr, mut listener: Option<Listener>) {
+async fn serve(shared: Arc<Shared>, addr: SocketAddr, mut listener: Option<TcpListener>) {
     let mut conns: JoinSet<()> = JoinSet::new();
     loop {
         let now = now_ms();
@@ -588,30 +457,14 @@ async fn serve(shared: Arc<Shared>, addr: SocketAddr, mut listener: Option<Liste
             continue;
         };
         tokio::select! {
-            ready = l.readable() => {
-                let accepted = match ready {
-                    Ok(mut guard) => match guard.try_io(|l| l.get_ref().accept()) {
-                        Ok(accepted) => accepted,
-                        // Nothing to accept after all; the readiness is cleared.
-                        Err(_would_block) => continue,
-                    },
-                    Err(e) => Err(e),
-                };
-                match accepted {
-                    Ok((stream, _)) => match answer_at_once(&shared, stream) {
-                        Rest::Done => {}
-                        Rest::Serve(stream) => {
-                            conns.spawn(handle(shared.clone(), stream));
-                        }
-                        Rest::Finish(stream, rest, effect) => {
-                            conns.spawn(finish(shared.clone(), stream, rest, effect));
-                        }
-                    },
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    Err(e) => {
-                        tracing::debug!(%addr, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+            accepted = l.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(handle(shared.clone(), stream));
+                }
+                // Out of file descriptors or similar: back off instead of spinning.
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shared.wake.notified() => {}
@@ -621,9 +474,9 @@ async fn serve(shared: Arc<Shared>, addr: SocketAddr, mut listener: Option<Liste
 }
 
 /// Binds the address again after a reboot, retrying while the kernel still holds it.
-async fn rebind(addr: SocketAddr) -> Option<Listener> {
+async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
     for attempt in 0..100u64 {
-        match bind(addr) {
+        match TcpListener::bind(addr).await {
             Ok(l) => return Some(l),
             Err(e) => {
                 tracing::debug!(%addr, error = %e, attempt, "rebind failed");
@@ -695,7 +548,11 @@ async fn handle(shared: Arc<Shared>, mut stream: TcpStream) {
         let _ = stream.write_all(&reply).await;
     }
     let _ = stream.shutdown().await;
-    apply(&shared, effect);
+    if let Effect::Down(d) = effect {
+        let now = now_ms();
+        shared.state_now(now).go_down(now, d);
+        shared.wake.notify_one();
+    }
 }
 
 /// Bytes an `oversized` device sends: a valid reply padded inside with many MB of records.

@@ -174,29 +174,3 @@ async fn dropping_a_device_stops_it() {
     drop(dev);
     assert!(wait_refused(a, Duration::from_secs(2)).await);
 }
-
-/// A client may connect and send its request only later: the device still answers, whether
-/// the request comes before the kernel hands the connection over (answered at once) or after
-/// (TCP_DEFER_ACCEPT's second has passed, so the connection is served as a task).
-#[tokio::test]
-async fn a_request_sent_late_is_still_answered() {
-    let dev = start(Family::Antminer, "Antminer S19 Pro").await;
-    for wait_ms in [0u64, 200, 2_500] {
-        let mut s = TcpStream::connect(dev.local_addr())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-        s.write_all(br#"{"command":"summary"}"#)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut reply = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply))
-            .await
-            .unwrap_or_else(|_| panic!("no reply after waiting {wait_ms} ms"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reply.last(), Some(&0), "after {wait_ms} ms");
-        let v: serde_json::Value = serde_json::from_slice(&reply[..reply.len() - 1])
-            .unwrap_or_else(|e| panic!("after {wait_ms} ms: {e}"));
-        assert_eq!(status(&v).1, 11, "after {wait_ms} ms");
-    }
-}
