@@ -550,14 +550,31 @@ async fn poll_device(ctx: &Ctx, device: &LiveDevice, due: Instant) -> Instant {
     if !ctx.rows.try_send(row) {
         ctx.stats.rows_dropped_total.fetch_add(1, Ordering::Relaxed);
     }
-    next_due(&ctx.config, due, failures, status)
+    next_due(&ctx.config, due, started, failures, status)
 }
 
 /// When a device is due next: one interval after this poll was due (so the cadence does not
 /// drift with poll duration), shifted by jitter; later and later while it stays offline.
-fn next_due(config: &PollerConfig, due: Instant, failures: u32, status: DeviceStatus) -> Instant {
+///
+/// A poll that started late (more than [`LATE_AFTER`] after it was due) sets the device's
+/// cadence from when it started instead. Otherwise one slow stretch (a discovery scan, a burst
+/// of commands) would leave every later poll of the device late by the same amount for good,
+/// with the poller already polling it once an interval; and the devices it made late would
+/// all come due at once again, instead of spread as the poller reached them.
+fn next_due(
+    config: &PollerConfig,
+    due: Instant,
+    started: Instant,
+    failures: u32,
+    status: DeviceStatus,
+) -> Instant {
     let interval = config.interval.as_secs_f64();
     let now = Instant::now();
+    let due = if started.saturating_duration_since(due) > LATE_AFTER {
+        started
+    } else {
+        due
+    };
     if status == DeviceStatus::Offline && failures > 1 {
         let backoff = (interval * 2f64.powi(failures.min(20) as i32 - 1))
             .min(config.offline_backoff_max.as_secs_f64());
@@ -634,10 +651,31 @@ mod tests {
         let c = config();
         let due = Instant::now();
         for _ in 0..100 {
-            let n = next_due(&c, due, 0, DeviceStatus::Mining);
+            let n = next_due(&c, due, due, 0, DeviceStatus::Mining);
             let d = n.duration_since(due).as_secs_f64();
             assert!((9.5..=10.5).contains(&d), "{d}");
         }
+    }
+
+    #[test]
+    fn a_late_poll_sets_the_cadence_from_its_start() {
+        let c = config();
+        let due = Instant::now();
+        // Started 300 ms after it was due: still on time, the cadence keeps the due time.
+        let n = next_due(
+            &c,
+            due,
+            due + Duration::from_millis(300),
+            0,
+            DeviceStatus::Mining,
+        );
+        let d = n.duration_since(due).as_secs_f64();
+        assert!((9.5..=10.5).contains(&d), "{d}");
+        // Started 4 s late: next due an interval after it started, not 6 s after it.
+        let started = due + Duration::from_secs(4);
+        let n = next_due(&c, due, started, 0, DeviceStatus::Mining);
+        let d = n.duration_since(started).as_secs_f64();
+        assert!((9.5..=10.5).contains(&d), "{d}");
     }
 
     #[test]
@@ -645,7 +683,7 @@ mod tests {
         let c = config();
         let now = Instant::now();
         let gap = |f| {
-            next_due(&c, now, f, DeviceStatus::Offline)
+            next_due(&c, now, now, f, DeviceStatus::Offline)
                 .duration_since(now)
                 .as_secs_f64()
         };
@@ -654,7 +692,7 @@ mod tests {
         assert!((39.0..=41.0).contains(&gap(3)));
         assert!((299.0..=301.0).contains(&gap(12)));
         // Errors other than offline keep the normal cadence: the device answers.
-        let e = next_due(&c, now, 9, DeviceStatus::Error)
+        let e = next_due(&c, now, now, 9, DeviceStatus::Error)
             .duration_since(now)
             .as_secs_f64();
         assert!(e <= 10.6, "{e}");
