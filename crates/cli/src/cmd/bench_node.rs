@@ -159,9 +159,9 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         sim.args(["--mix", m]);
     }
     // On a site the miners are machines of their own; here they share the node's two cores, so
-    // they run at a lower priority, as in `hashmesh demo`, and take what the node leaves.
+    // they run only on CPU time the node leaves.
     if !args.sim_equal_priority {
-        super::yield_to_the_node(&mut sim);
+        super::yield_to_the_node(&mut sim, true);
     }
     let mut sim = Kid(sim.spawn().context("starting hashmesh sim")?);
     super::wait_ready(&mut sim.0, "the simulator").await?;

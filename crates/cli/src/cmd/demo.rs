@@ -102,7 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .kill_on_drop(true);
     // The farm stands in for machines that would not share the node's CPU: on a small host it
     // yields to the node and the dashboard rather than compete with them as an equal.
-    super::yield_to_the_node(&mut sim);
+    super::yield_to_the_node(&mut sim, false);
     let mut child = sim.spawn().context("starting hashmesh sim")?;
     super::wait_ready(&mut child, "the simulator").await?;
 
