@@ -81,6 +81,12 @@ pub fn health(node: &NodeInner) -> Vec<Family> {
             load(&s.late_total),
         ),
         Family::one(
+            "hashmesh_poller_slot_waits_total",
+            "Due polls that waited for a free slot (every slot held by a poll in flight).",
+            Counter,
+            load(&s.slot_waits_total),
+        ),
+        Family::one(
             "hashmesh_poller_in_flight",
             "Polls running now.",
             Gauge,

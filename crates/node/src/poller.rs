@@ -122,6 +122,9 @@ pub struct PollerStats {
     pub late_total: AtomicU64,
     /// Polls in flight now.
     pub in_flight: AtomicU64,
+    /// Due polls that had to wait for a free slot: the concurrency limit, not the schedule,
+    /// decided when they started.
+    pub slot_waits_total: AtomicU64,
     /// Sum of poll durations, µs.
     pub poll_time_us_total: AtomicU64,
     /// Rows the store could not take in time (dropped, counted).
@@ -470,7 +473,14 @@ async fn schedule(
                         break;
                     }
                     heap.pop();
-                    let Ok(permit) = sem.clone().acquire_owned().await else { return };
+                    let permit = match sem.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            ctx.stats.slot_waits_total.fetch_add(1, Ordering::Relaxed);
+                            let Ok(p) = sem.clone().acquire_owned().await else { return };
+                            p
+                        }
+                    };
                     let Some(device) = ctx.live.get(index) else { continue };
                     let delay = Instant::now().saturating_duration_since(due);
                     ctx.stats.started(delay);

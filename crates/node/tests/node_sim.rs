@@ -10,6 +10,7 @@ use hashmesh_sim::fleet::{self, FleetEntry, FleetSpec, RunningEntry};
 use hashmesh_store::tsdb::{Agg, Resolution};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -268,6 +269,44 @@ async fn hanging_devices_do_not_delay_the_others() {
     }
     let cycle = inner.poller.stats().last_cycle().unwrap();
     assert_eq!(cycle.late, 0, "{cycle:?}");
+    node.shutdown().await;
+    drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_that_wait_for_a_free_slot_are_counted() {
+    let mut spec = spec(4, Ipv4Addr::new(127, 77, 0, 1), "antminer=1");
+    spec.meters_per_container = 0;
+    let running = fleet::spawn_range(&spec, 0..spec.entries()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), "127.77.0.0/24", 1.0);
+    c.poll.concurrency = 1;
+    let node = Node::start(c).await.unwrap();
+    let inner = node.inner().clone();
+    discovery::scan_once(&inner).await.unwrap();
+    assert_eq!(inner.live.len(), 4);
+    let waits = || {
+        inner
+            .poller
+            .stats()
+            .slot_waits_total
+            .load(Ordering::Relaxed)
+    };
+    // Healthy devices answer in a few ms: one slot is enough and nobody waits for long.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = waits();
+    // A hanging device holds the only slot until its deadline (800 ms) in every interval, so
+    // the others, falling due meanwhile, wait for it.
+    if let Some(RunningEntry::Rpc(d, _)) = running.first() {
+        d.set_faults(vec![hashmesh_sim::faults::Fault::Hang]);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        waits() > before,
+        "{} waits before the hang, {} after",
+        before,
+        waits()
+    );
     node.shutdown().await;
     drop(running);
 }

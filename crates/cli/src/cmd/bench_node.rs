@@ -210,6 +210,7 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         "hashmesh_poller_rows_dropped_total",
         "hashmesh_poller_cycle_max_start_delay_seconds",
         "hashmesh_poller_in_flight",
+        "hashmesh_poller_slot_waits_total",
     ];
     let (found, scan_s) = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -246,6 +247,7 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
             "errors": d(5),
             "max_start_delay_s": now.1[8].unwrap_or(0.0),
             "in_flight": now.1[9].unwrap_or(0.0),
+            "slot_waits": d(10),
             "rows_stored": d(6),
             "rows_dropped": d(7),
             "node_cpu_cores": (now.0.0 - prev.0.0) / secs,
@@ -254,13 +256,14 @@ pub async fn run(args: NodeBenchArgs) -> anyhow::Result<()> {
         });
         if !args.json {
             eprintln!(
-                "cycle {n}: {:.0} polls ({:.0}/s), {} late (latest closed cycle: max start delay {:.1} s), {} errors, {} in flight, {:.2} cores, RSS {:.0} MiB (simulator {:.2} cores)",
+                "cycle {n}: {:.0} polls ({:.0}/s), {} late (latest closed cycle: max start delay {:.1} s), {} errors, {} in flight, {} waits for a slot, {:.2} cores, RSS {:.0} MiB (simulator {:.2} cores)",
                 d(3),
                 d(3) / secs,
                 d(4),
                 now.1[8].unwrap_or(0.0),
                 d(5),
                 now.1[9].unwrap_or(0.0),
+                d(10),
                 (now.0.0 - prev.0.0) / secs,
                 now.0.1 as f64 / 1048576.0,
                 (now_sim - prev_sim) / secs,
