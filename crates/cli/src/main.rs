@@ -38,8 +38,9 @@ enum Commands {
 
 /// The heap of every hashmesh process. A node polling 100,000 devices spent 10 % of its
 /// poller's time in glibc's malloc and free (bins searched and merged in one shared arena);
-/// mimalloc's per-thread free lists took ~7 µs off each poll at the same memory
-/// (`hashmesh bench node`, docs/BENCHMARKS.md).
+/// mimalloc's per-thread free lists cost less (97–101 → 85–90 µs per poll; built without
+/// transparent huge pages, which made RSS swing by 50 MB between runs, ~92–98 µs) at the same
+/// or less memory (`hashmesh bench node`, docs/BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
