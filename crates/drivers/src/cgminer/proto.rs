@@ -9,7 +9,7 @@
 use crate::error::DriverError;
 use crate::target::Timeouts;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
@@ -77,7 +77,8 @@ pub async fn exchange(
     request: &[u8],
     limits: &Timeouts,
 ) -> Result<Vec<u8>, DriverError> {
-    let mut reply = Vec::with_capacity(16 * 1024);
+    // Empty until the reply starts to arrive (see `request_reply`).
+    let mut reply = Vec::new();
     exchange_into(addr, request, limits, &mut reply).await?;
     Ok(reply)
 }
@@ -131,8 +132,11 @@ pub async fn exchange_into(
 /// No `TCP_NODELAY`: the request is one write on a fresh connection, which Nagle's algorithm
 /// never holds back (and the server reads it with a single recv, so it must be one write).
 /// Reads go straight into the reply's spare capacity: a buffer inside this future would be
-/// zeroed and then moved with it on every poll. Stopping at the NUL spares the read that would
-/// only see the device's close; the device closes right after the NUL anyway.
+/// zeroed and then moved with it on every poll. That capacity is made only once the socket is
+/// readable, so a poll waiting on a slow device holds its socket and this future but no reply
+/// buffer: at 100,000 devices ~2,000 polls wait at once, and 16 KiB each was ~30 MB. Stopping
+/// at the NUL spares the read that would only see the device's close; the device closes right
+/// after the NUL anyway.
 async fn request_reply(
     stream: &mut TcpStream,
     request: &[u8],
@@ -141,10 +145,16 @@ async fn request_reply(
 ) -> Result<(), DriverError> {
     stream.write_all(request).await?;
     loop {
+        stream.readable().await?;
         if reply.capacity() - reply.len() < 4 * 1024 {
             reply.reserve(16 * 1024);
         }
-        let n = stream.read_buf(reply).await?;
+        let n = match stream.try_read_buf(reply) {
+            Ok(n) => n,
+            // Readiness can be stale (edge-triggered, or a spurious wake-up): wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -161,6 +171,7 @@ async fn request_reply(
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     /// A one-connection server on loopback that reads the request and then runs `then`.
@@ -250,6 +261,32 @@ mod tests {
             exchange(addr, b"{}", &limits(30_000)).await,
             Err(DriverError::TooLarge(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_poll_waiting_for_its_reply_holds_no_reply_buffer() {
+        let addr = server(|s| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        })
+        .await;
+        let mut reply = Vec::new();
+        let waited = exchange_into(addr, b"{}", &limits(200), &mut reply).await;
+        assert!(matches!(waited, Err(DriverError::Timeout(_, "reply"))));
+        assert_eq!(
+            reply.capacity(),
+            0,
+            "the buffer was made before any reply came"
+        );
+        // And once a reply comes, it is read into that buffer as usual.
+        let addr = server(|mut s| async move {
+            let _ = s.write_all(b"{\"b\":2}\0").await;
+        })
+        .await;
+        exchange_into(addr, b"{}", &limits(30_000), &mut reply)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply, b"{\"b\":2}");
     }
 
     #[test]
