@@ -113,7 +113,7 @@ pub struct PollConfig {
     pub interval_s: f64,
     /// Random shift of each poll, as a share of the interval (0.05 = up to ±5 %).
     pub jitter: f64,
-    /// Polls in flight at once.
+    /// Polls in flight at once: a cap on sockets and poll state, not memory set aside.
     pub concurrency: usize,
     /// TCP connect deadline, ms.
     pub connect_timeout_ms: u64,
@@ -128,7 +128,11 @@ impl Default for PollConfig {
         PollConfig {
             interval_s: 10.0,
             jitter: 0.05,
-            concurrency: 1024,
+            // Slots needed ≈ polls per second × seconds a poll takes (Little's law): 100k
+            // devices every 10 s answering in 100–200 ms need 1,000–2,000, and at 1,024 a
+            // few thousand due polls a cycle waited for a slot on a loaded host. A free slot
+            // costs nothing; a busy one holds a socket and ~20 KB until its deadline.
+            concurrency: 2048,
             connect_timeout_ms: 1500,
             timeout_ms: 5000,
             offline_backoff_max_s: 300.0,

@@ -29,8 +29,8 @@ pub struct NodeBenchArgs {
     /// Family mix, as for `hashmesh sim --mix` (default: the simulator's mix of every family).
     #[arg(long)]
     pub mix: Option<String>,
-    /// Polls in flight at once in the node.
-    #[arg(long, default_value_t = 1024)]
+    /// Polls in flight at once in the node (the node's default `poll.concurrency`).
+    #[arg(long, default_value_t = hashmesh_node::config::PollConfig::default().concurrency)]
     pub concurrency: usize,
     /// A node setting for the run, as `hashmesh node --set KEY=VALUE` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
