@@ -194,6 +194,15 @@ mod tests {
         addr
     }
 
+    /// A device that takes the request and never answers.
+    async fn silent_server() -> SocketAddr {
+        server(|s| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        })
+        .await
+    }
+
     fn limits(total_ms: u64) -> Timeouts {
         Timeouts {
             connect: Duration::from_millis(total_ms),
@@ -239,11 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn silent_empty_and_oversized_devices_are_errors() {
-        let addr = server(|s| async move {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(s);
-        })
-        .await;
+        let addr = silent_server().await;
         match exchange(addr, b"{}", &limits(300)).await {
             Err(DriverError::Timeout(d, "reply")) => assert_eq!(d, Duration::from_millis(300)),
             other => panic!("{other:?}"),
@@ -265,11 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_poll_waiting_for_its_reply_holds_no_reply_buffer() {
-        let addr = server(|s| async move {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(s);
-        })
-        .await;
+        let addr = silent_server().await;
         let mut reply = Vec::new();
         let waited = exchange_into(addr, b"{}", &limits(200), &mut reply).await;
         assert!(matches!(waited, Err(DriverError::Timeout(_, "reply"))));
