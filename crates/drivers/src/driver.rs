@@ -79,6 +79,10 @@ pub trait Driver: Send + Sync + 'static {
         verify::check(command, before, after)
     }
 
+    /// Lets go of per-device state the driver no longer needs (logins unused for long, say).
+    /// The node calls it once per poll cycle; it must be quick.
+    fn housekeep(&self) {}
+
     /// Sends a command and reads the device's state back until it shows the effect, or the
     /// policy's deadline passes.
     async fn execute(

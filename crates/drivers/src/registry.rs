@@ -39,6 +39,13 @@ impl Registry {
         self.drivers.iter().find(|d| d.name() == name).cloned()
     }
 
+    /// Runs every driver's [`Driver::housekeep`].
+    pub fn housekeep(&self) {
+        for d in &self.drivers {
+            d.housekeep();
+        }
+    }
+
     /// Names of every registered driver.
     pub fn names(&self) -> Vec<&'static str> {
         self.drivers.iter().map(|d| d.name()).collect()

@@ -449,6 +449,7 @@ async fn cycles(ctx: Arc<Ctx>) {
             &ctx.live,
             ctx.config.interval,
         );
+        ctx.registry.housekeep();
     }
 }
 

@@ -125,6 +125,10 @@ impl Driver for AntminerDriver {
         control::send(&self.web, target, command).await
     }
 
+    fn housekeep(&self) {
+        self.web.housekeep();
+    }
+
     async fn execute(
         &self,
         target: &Target,

@@ -55,6 +55,11 @@ impl WebClient {
         self.http.forget(target.web_addr());
     }
 
+    /// Forgets web logins unused for a while (see [`HttpClient::housekeep`]).
+    pub fn housekeep(&self) {
+        self.http.housekeep();
+    }
+
     /// Sends `req` within `total`, trying the target's logins in order (the one that worked
     /// last time first). Returns any status other than a refused login.
     async fn send(

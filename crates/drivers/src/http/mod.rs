@@ -39,6 +39,13 @@ pub const MAX_IDLE_AGE: Duration = Duration::from_secs(15);
 /// How often a full pool is swept for connections older than [`MAX_IDLE_AGE`].
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// A Digest login unused for this long is forgotten. Discovery logs in to every Antminer's web
+/// interface once and nothing may ask it again for hours; kept, those logins held ~12 MB at
+/// 100,000 devices. A login needed again after a pause costs one 401 exchange to renew.
+pub const MAX_SESSION_IDLE: Duration = Duration::from_secs(600);
+/// How often the Digest logins are swept for ones unused for [`MAX_SESSION_IDLE`].
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// One request to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -91,9 +98,54 @@ fn idle_released(n: usize) {
 #[derive(Debug, Default)]
 pub struct HttpClient {
     idle: Mutex<HashMap<SocketAddr, Vec<IdleConn>>>,
-    sessions: Mutex<HashMap<SocketAddr, DigestSession>>,
+    sessions: Mutex<Sessions>,
     /// When a full pool was last swept for expired connections.
     swept: Mutex<Option<Instant>>,
+}
+
+/// The Digest logins of a client, each with when it was last used.
+#[derive(Debug, Default)]
+struct Sessions {
+    by_addr: HashMap<SocketAddr, (DigestSession, Instant)>,
+    swept: Option<Instant>,
+}
+
+impl Sessions {
+    /// The login for `addr`, marked as used now.
+    fn use_for(&mut self, addr: SocketAddr) -> Option<&mut DigestSession> {
+        let (session, used) = self.by_addr.get_mut(&addr)?;
+        *used = Instant::now();
+        Some(session)
+    }
+
+    fn insert(&mut self, addr: SocketAddr, session: DigestSession) {
+        self.sweep_if_due();
+        self.by_addr.insert(addr, (session, Instant::now()));
+    }
+
+    /// Forgets the logins unused for [`MAX_SESSION_IDLE`], at most once per
+    /// [`SESSION_SWEEP_EVERY`].
+    fn sweep_if_due(&mut self) {
+        if self
+            .swept
+            .is_none_or(|t| t.elapsed() >= SESSION_SWEEP_EVERY)
+        {
+            self.swept = Some(Instant::now());
+            self.forget_unused_for(MAX_SESSION_IDLE);
+        }
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) {
+        self.by_addr.remove(addr);
+    }
+
+    /// Forgets the logins not used for `age`, and gives back the table once mostly empty.
+    fn forget_unused_for(&mut self, age: Duration) {
+        self.by_addr.retain(|_, (_, used)| used.elapsed() < age);
+        if self.by_addr.capacity() > 4 * self.by_addr.len().max(256) {
+            self.by_addr.shrink_to_fit();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,7 +210,7 @@ impl HttpClient {
         for _ in 0..3 {
             let auth_line = credentials.and_then(|c| {
                 let mut sessions = lock(&self.sessions);
-                let s = sessions.get_mut(&addr)?;
+                let s = sessions.use_for(addr)?;
                 if !s.is_for(&c.username, &c.password) {
                     sessions.remove(&addr);
                     return None;
@@ -311,6 +363,12 @@ impl HttpClient {
         true
     }
 
+    /// Forgets Digest logins unused for [`MAX_SESSION_IDLE`] (at most once a minute; cheap
+    /// otherwise). For a caller's periodic housekeeping: with no requests, nothing else would.
+    pub fn housekeep(&self) {
+        lock(&self.sessions).sweep_if_due();
+    }
+
     /// Idle connections this process holds now (all clients together).
     pub fn idle_total() -> usize {
         IDLE_TOTAL.load(Ordering::Relaxed)
@@ -426,6 +484,34 @@ mod tests {
             let r = c.send_ok(addr, Request::get("/"), None, &t).await;
             assert_eq!(r.map(|r| r.body).ok(), Some(b"ok".to_vec()));
         }
+    }
+
+    #[tokio::test]
+    async fn digest_logins_unused_for_long_are_forgotten() {
+        // Each connection: a challenge, then the page once the client answers it.
+        let addr = server(vec![
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"miner\", nonce=\"n1\", qop=\"auth\"\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ])
+        .await;
+        let c = HttpClient::new();
+        let login = Credentials {
+            username: "root".into(),
+            password: "root".into(),
+        };
+        let logins = |c: &HttpClient| lock(&c.sessions).by_addr.len();
+        let t = timeouts(1024);
+        let get = || c.send_ok(addr, Request::get("/"), Some(&login), &t);
+        assert_eq!(get().await.map(|r| r.body).ok(), Some(b"ok".to_vec()));
+        assert_eq!(logins(&c), 1);
+        lock(&c.sessions).forget_unused_for(Duration::from_secs(60));
+        assert_eq!(logins(&c), 1, "a login used just now is kept");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        lock(&c.sessions).forget_unused_for(Duration::from_millis(20));
+        assert_eq!(logins(&c), 0, "a login unused for longer is forgotten");
+        // The next request logs in again.
+        assert_eq!(get().await.map(|r| r.body).ok(), Some(b"ok".to_vec()));
+        assert_eq!(logins(&c), 1);
     }
 
     #[tokio::test]
