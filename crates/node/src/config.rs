@@ -131,7 +131,7 @@ impl Default for PollConfig {
             // Slots needed ≈ polls per second × seconds a poll takes (Little's law): 100k
             // devices every 10 s answering in 100–200 ms need 1,000–2,000, and at 1,024 a
             // few thousand due polls a cycle waited for a slot on a loaded host. A free slot
-            // costs nothing; a busy one holds a socket and ~20 KB until its deadline.
+            // costs nothing; a busy one holds a socket and its poll task until its deadline.
             concurrency: 2048,
             connect_timeout_ms: 1500,
             timeout_ms: 5000,
