@@ -40,7 +40,7 @@ pub const MAX_IDLE_AGE: Duration = Duration::from_secs(15);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A Digest login unused for this long is forgotten. Discovery logs in to every Antminer's web
-/// interface once and nothing may ask it again for hours; kept, those logins held ~12 MB at
+/// interface once and nothing may ask it again for hours; kept, those logins held ~10 MB at
 /// 100,000 devices. A login needed again after a pause costs one 401 exchange to renew.
 pub const MAX_SESSION_IDLE: Duration = Duration::from_secs(600);
 /// How often the Digest logins are swept for ones unused for [`MAX_SESSION_IDLE`].
