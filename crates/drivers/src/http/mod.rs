@@ -126,11 +126,7 @@ impl Sessions {
     /// Forgets the logins unused for [`MAX_SESSION_IDLE`], at most once per
     /// [`SESSION_SWEEP_EVERY`].
     fn sweep_if_due(&mut self) {
-        if self
-            .swept
-            .is_none_or(|t| t.elapsed() >= SESSION_SWEEP_EVERY)
-        {
-            self.swept = Some(Instant::now());
+        if once_per(&mut self.swept, SESSION_SWEEP_EVERY) {
             self.forget_unused_for(MAX_SESSION_IDLE);
         }
     }
@@ -146,6 +142,15 @@ impl Sessions {
             self.by_addr.shrink_to_fit();
         }
     }
+}
+
+/// True, and `last` set to now, when `last` is unset or at least `every` ago.
+fn once_per(last: &mut Option<Instant>, every: Duration) -> bool {
+    if last.is_some_and(|t| t.elapsed() < every) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -355,12 +360,7 @@ impl HttpClient {
 
     /// True at most once per [`SWEEP_EVERY`].
     fn sweep_due(&self) -> bool {
-        let mut swept = lock(&self.swept);
-        if swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
-            return false;
-        }
-        *swept = Some(Instant::now());
-        true
+        once_per(&mut lock(&self.swept), SWEEP_EVERY)
     }
 
     /// Forgets Digest logins unused for [`MAX_SESSION_IDLE`] (at most once a minute; cheap
